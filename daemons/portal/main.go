@@ -1,0 +1,88 @@
+// Command vda-portal serves VDA's PortalService (Connect, gRPC and gRPC-Web
+// over h2c, with reflection and health) over one store, and Prometheus
+// metrics on /metrics of the same address.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
+	"github.com/virtual-disk-array/vda/portal"
+	"github.com/virtual-disk-array/vda/store"
+)
+
+var version = "dev"
+
+type cli struct {
+	daemon.LogFlags
+	Listen  string           `help:"Address to serve the API and /metrics on." default:"127.0.0.1:9520" env:"VDA_PORTAL_LISTEN"`
+	DSN     string           `help:"Store: sqlite:<path>, postgres://... or mysql://user:pass@tcp(host:port)/db." default:"sqlite:vda.db" env:"VDA_DSN"`
+	Grace   time.Duration    `help:"How long calls in flight may finish at shutdown." default:"10s"`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vda-portal:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends. ready, if not nil, receives the bound address.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, args, stdout, stderr, nil)
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
+	var c cli
+	exited := false // --help and --version print, then "exit"
+	parser, err := kong.New(&c, kong.Name("vda-portal"), kong.Description("The VDA portal: the cluster's API server."),
+		kong.Vars{"version": version}, kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
+	if err != nil {
+		return err
+	}
+	if _, err := parser.Parse(args); err != nil || exited {
+		return err
+	}
+	log := c.Logger(stderr)
+	db, err := store.Open(ctx, store.Config{DSN: c.DSN, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc, err := portal.New(portal.Config{DB: db, Logger: log})
+	if err != nil {
+		return err
+	}
+	reg := daemon.Registry()
+	api, err := portal.NewHandler(svc, portal.HandlerConfig{Registerer: reg})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("portal serving", "addr", ln.Addr().String(), "store", db.Dialect(), "version", version)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	err = portal.Serve(ctx, ln, mux, c.Grace)
+	log.Info("portal stopped")
+	return err
+}

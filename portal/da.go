@@ -1,0 +1,367 @@
+package portal
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"github.com/virtual-disk-array/vda"
+	"github.com/virtual-disk-array/vda/allocator"
+	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
+	"github.com/virtual-disk-array/vda/store"
+)
+
+func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.CreateDaRequest]) (*connect.Response[vdav1.CreateDaResponse], error) {
+	m := req.Msg
+	var c checks
+	c.name("name", m.GetName())
+	c.arraySize(m.GetSize())
+	vdCount, stripKB := c.raid0(m.GetRaid0())
+	cntlrCount := c.cntlrCount(m.GetCntlrCount())
+	c.description(m.GetDescription())
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	da := store.DA{
+		Name: m.GetName(), Size: m.GetSize(), RaidLevel: store.Raid0, VDCount: vdCount,
+		StripSizeKB: stripKB, CntlrCount: cntlrCount, Description: m.GetDescription(),
+	}
+	vdSize := vda.VDSize(da.Size, vdCount)
+	var out *vdav1.Da
+	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		inv, err := readInventory(ctx, tx)
+		if err != nil {
+			return err
+		}
+		pds, err := allocator.PlaceVDs(inv.pdCandidates(), int(vdCount), vdSize)
+		if err != nil {
+			return fmt.Errorf("place da %s: %w", da.Name, err)
+		}
+		cns, err := allocator.PlaceCntlrs(inv.cnCandidates(), int(cntlrCount))
+		if err != nil {
+			return fmt.Errorf("place da %s: %w", da.Name, err)
+		}
+		vds := make([]store.VD, len(pds))
+		t := newTouch(tx)
+		for i, p := range pds {
+			pd := inv.pds[p.ID]
+			// Guarded by the generation the allocator saw: a concurrent
+			// placement on this pd makes the transaction run again.
+			if err := tx.Allocate(ctx, &pd, int64(vdSize)); err != nil {
+				return err
+			}
+			if err := t.dnAt(ctx, p.DN, inv.dns[p.DN].Generation); err != nil {
+				return err
+			}
+			vds[i] = store.VD{Index: uint32(i), DNID: p.DN, PDID: p.ID, Size: vdSize}
+		}
+		cntlrs := make([]store.Cntlr, len(cns))
+		for i, cn := range cns {
+			if err := t.cnAt(ctx, cn.ID, inv.cns[cn.ID].Generation); err != nil {
+				return err
+			}
+			cntlrs[i] = store.Cntlr{Index: uint32(i), CNID: cn.ID, Primary: i == 0}
+		}
+		if err := tx.InsertDA(ctx, &da, vds, cntlrs); err != nil {
+			return err
+		}
+		out, err = daMsg(ctx, tx, da)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&vdav1.CreateDaResponse{Da: out}), nil
+}
+
+// inventory is what placement reads: every node and pd with its status.
+type inventory struct {
+	dns      map[vda.DNID]store.DN
+	cns      map[vda.CNID]store.CN
+	pds      map[vda.PDID]store.PD
+	pdStatus map[vda.PDID]store.PDStatus
+	status   map[string]store.NodeStatus
+	load     map[string]int
+}
+
+func readInventory(ctx context.Context, tx *store.Tx) (*inventory, error) {
+	inv := &inventory{dns: map[vda.DNID]store.DN{}, cns: map[vda.CNID]store.CN{}, pds: map[vda.PDID]store.PD{}}
+	dns, err := tx.DNs(ctx, store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	for _, dn := range dns {
+		inv.dns[dn.ID] = dn
+	}
+	cns, err := tx.CNs(ctx, store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	for _, cn := range cns {
+		inv.cns[cn.ID] = cn
+	}
+	pds, err := tx.AllPDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, pd := range pds {
+		inv.pds[pd.ID] = pd
+	}
+	if inv.pdStatus, err = tx.PDStatuses(ctx); err != nil {
+		return nil, err
+	}
+	if inv.status, err = tx.NodeStatuses(ctx); err != nil {
+		return nil, err
+	}
+	if inv.load, err = tx.CountsBy(ctx, "cntlr"); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// nodeUsable says whether placement may use a node: not offline by an
+// administrator and not declared failed by the monitor. A node never heard
+// from (unknown) is usable, so that a cluster can be set up before its
+// agents run.
+func nodeUsable(offline bool, st store.NodeStatus) bool {
+	return !offline && st.Health != store.HealthFailed
+}
+
+func (inv *inventory) pdCandidates() []allocator.PD {
+	out := make([]allocator.PD, 0, len(inv.pds))
+	for _, pd := range inv.pds {
+		dn := inv.dns[pd.DNID]
+		capacity := pdCapacity(pd, inv.pdStatus[pd.ID])
+		free := uint64(0)
+		if capacity > pd.Allocated {
+			free = capacity - pd.Allocated
+		}
+		out = append(out, allocator.PD{
+			ID:       pd.ID,
+			DN:       pd.DNID,
+			Location: dn.Location,
+			Online:   !pd.Offline && nodeUsable(dn.Offline, inv.status[string(dn.ID)]),
+			Free:     free,
+		})
+	}
+	return out
+}
+
+func (inv *inventory) cnCandidates() []allocator.CN {
+	out := make([]allocator.CN, 0, len(inv.cns))
+	for _, cn := range inv.cns {
+		out = append(out, allocator.CN{
+			ID:       cn.ID,
+			Location: cn.Location,
+			Online:   nodeUsable(cn.Offline, inv.status[string(cn.ID)]),
+			Load:     inv.load[string(cn.ID)],
+		})
+	}
+	return out
+}
+
+func (s *Service) DeleteDa(ctx context.Context, req *connect.Request[vdav1.DeleteDaRequest]) (*connect.Response[vdav1.DeleteDaResponse], error) {
+	m := req.Msg
+	if err := vda.ValidateName("name", m.GetName()); err != nil {
+		return nil, err
+	}
+	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		da, err := tx.DA(ctx, m.GetName())
+		if err != nil {
+			return err
+		}
+		if err := checkGeneration("da "+da.Name, m.Generation, da.Generation); err != nil {
+			return err
+		}
+		n, err := tx.CountExps(ctx, da.ID)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("da %s still has %d exporter(s); delete them first: %w", da.Name, n, vda.ErrFailedPrecondition)
+		}
+		vds, err := tx.VDs(ctx, da.ID)
+		if err != nil {
+			return err
+		}
+		t := newTouch(tx)
+		for _, vd := range vds {
+			pd, err := tx.PDByID(ctx, vd.PDID)
+			if err != nil {
+				return err
+			}
+			if err := tx.Allocate(ctx, &pd, -int64(vd.Size)); err != nil {
+				return err
+			}
+			if err := t.dn(ctx, vd.DNID); err != nil {
+				return err
+			}
+		}
+		if err := t.arrayCNs(ctx, da.ID); err != nil {
+			return err
+		}
+		return tx.DeleteDA(ctx, da)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&vdav1.DeleteDaResponse{}), nil
+}
+
+func (s *Service) ModifyDa(ctx context.Context, req *connect.Request[vdav1.ModifyDaRequest]) (*connect.Response[vdav1.ModifyDaResponse], error) {
+	m := req.Msg
+	var c checks
+	c.name("name", m.GetName())
+	if m.Description != nil {
+		c.description(*m.Description)
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	var out *vdav1.Da
+	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		da, err := tx.DA(ctx, m.GetName())
+		if err != nil {
+			return err
+		}
+		if err := checkGeneration("da "+da.Name, m.Generation, da.Generation); err != nil {
+			return err
+		}
+		if m.Description != nil {
+			da.Description = *m.Description
+		}
+		if err := tx.UpdateDA(ctx, &da); err != nil {
+			return err
+		}
+		out, err = daMsg(ctx, tx, da)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&vdav1.ModifyDaResponse{Da: out}), nil
+}
+
+func (s *Service) GetDa(ctx context.Context, req *connect.Request[vdav1.GetDaRequest]) (*connect.Response[vdav1.GetDaResponse], error) {
+	if err := vda.ValidateName("name", req.Msg.GetName()); err != nil {
+		return nil, err
+	}
+	var out *vdav1.Da
+	err := s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
+		da, err := tx.DA(ctx, req.Msg.GetName())
+		if err != nil {
+			return err
+		}
+		out, err = daMsg(ctx, tx, da)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&vdav1.GetDaResponse{Da: out}), nil
+}
+
+// daMsg builds the full view of an array: every vd and controller with its
+// placement and observed status, and the array's summed health.
+func daMsg(ctx context.Context, tx *store.Tx, da store.DA) (*vdav1.Da, error) {
+	out := daOf(da)
+	vds, err := tx.VDs(ctx, da.ID)
+	if err != nil {
+		return nil, err
+	}
+	vdSt, err := tx.VDStatuses(ctx, da.ID)
+	if err != nil {
+		return nil, err
+	}
+	health := vdav1.Health_HEALTH_OK
+	worse := func(h vdav1.Health) {
+		// UNKNOWN < OK in the enum, but for a sum OK only if all are OK,
+		// FAILED beats ERROR beats UNKNOWN.
+		rank := map[vdav1.Health]int{vdav1.Health_HEALTH_OK: 0, vdav1.Health_HEALTH_UNKNOWN: 1, vdav1.Health_HEALTH_ERROR: 2, vdav1.Health_HEALTH_FAILED: 3}
+		if rank[h] > rank[health] {
+			health = h
+		}
+	}
+	for _, vd := range vds {
+		dn, err := tx.DNByID(ctx, vd.DNID)
+		if err != nil {
+			return nil, err
+		}
+		pd, err := tx.PDByID(ctx, vd.PDID)
+		if err != nil {
+			return nil, err
+		}
+		st := objStatusOf(vdSt[vd.ID])
+		worse(st.Health)
+		out.Vds = append(out.Vds, &vdav1.Vd{Id: string(vd.ID), Index: vd.Index, DnName: dn.Name, PdName: pd.Name, Size: vd.Size, Status: st})
+	}
+	paths, err := cntlrPaths(ctx, tx, da.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		worse(p.status.Health)
+		out.Cntlrs = append(out.Cntlrs, &vdav1.Cntlr{
+			Id: string(p.cntlr.ID), Index: p.cntlr.Index, CnName: p.cn.Name, Role: roleOf(p.cntlr.Primary),
+			Listener: listenerOf(p.cn.Listener), Status: p.status,
+		})
+	}
+	out.Health = health
+	return out, nil
+}
+
+// cntlrPath is one controller of an array with its cn and status.
+type cntlrPath struct {
+	cntlr  store.Cntlr
+	cn     store.CN
+	status *vdav1.Status
+}
+
+// cntlrPaths returns an array's controllers, the primary first.
+func cntlrPaths(ctx context.Context, tx *store.Tx, da vda.DAID) ([]cntlrPath, error) {
+	cntlrs, err := tx.Cntlrs(ctx, da)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := tx.CntlrStatuses(ctx, da)
+	if err != nil {
+		return nil, err
+	}
+	var primary, rest []cntlrPath
+	for _, c := range cntlrs {
+		cn, err := tx.CNByID(ctx, c.CNID)
+		if err != nil {
+			return nil, err
+		}
+		p := cntlrPath{cntlr: c, cn: cn, status: objStatusOf(sts[c.ID])}
+		if c.Primary {
+			primary = append(primary, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	return append(primary, rest...), nil
+}
+
+func (s *Service) ListDa(ctx context.Context, req *connect.Request[vdav1.ListDaRequest]) (*connect.Response[vdav1.ListDaResponse], error) {
+	page, n, err := pageOf("da", req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp := &vdav1.ListDaResponse{}
+	err = s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
+		das, err := tx.DAs(ctx, page)
+		if err != nil {
+			return err
+		}
+		das, resp.NextPageToken = nextToken("da", das, n, func(d store.DA) string { return d.Name })
+		for _, da := range das {
+			resp.Das = append(resp.Das, daOf(da))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(resp), nil
+}

@@ -1,0 +1,148 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
+)
+
+// HandlerConfig configures NewHandler.
+type HandlerConfig struct {
+	// Logger receives one line per request; nil means the service's logger.
+	Logger *slog.Logger
+	// Registerer receives the request metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+	// Options are passed to every Connect handler, after VDA's own.
+	Options []connect.HandlerOption
+}
+
+// NewHandler serves svc as vda.v1.PortalService for Connect, gRPC and
+// gRPC-Web clients, with gRPC server reflection (v1 and v1alpha) and the
+// standard health service (SERVING while the store answers). It maps
+// service errors to Connect codes, logs every request, turns a panic in a
+// handler into CodeInternal, and records request metrics.
+func NewHandler(svc *Service, cfg HandlerConfig) (http.Handler, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = svc.log
+	}
+	var m *metrics
+	if cfg.Registerer != nil {
+		var err error
+		if m, err = newMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	opts := append([]connect.HandlerOption{
+		connect.WithInterceptors(&interceptor{log: log, metrics: m}),
+		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
+			log.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
+			return connect.NewError(connect.CodeInternal, errors.New("internal error; see the portal log"))
+		}),
+	}, cfg.Options...)
+	mux := http.NewServeMux()
+	mux.Handle(vdav1connect.NewPortalServiceHandler(svc, opts...))
+	reflector := grpcreflect.NewStaticReflector(vdav1connect.PortalServiceName, grpchealth.HealthV1ServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpchealth.NewHandler(&health{svc: svc}))
+	return mux, nil
+}
+
+// health reports SERVING for the portal service (and the server as a whole,
+// the empty name) while the store answers a ping.
+type health struct{ svc *Service }
+
+func (h *health) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if req.Service != "" && req.Service != vdav1connect.PortalServiceName {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q", req.Service))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := h.svc.db.Ping(ctx); err != nil {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+}
+
+// interceptor maps errors, logs and measures unary calls.
+type interceptor struct {
+	log     *slog.Logger
+	metrics *metrics
+}
+
+func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		resp, err := next(ctx, req)
+		procedure := req.Spec().Procedure
+		err = toConnect(ctx, i.log, procedure, err)
+		code := "ok"
+		if err != nil {
+			code = connect.CodeOf(err).String()
+		}
+		elapsed := time.Since(start)
+		level := slog.LevelInfo
+		if req.Spec().IdempotencyLevel == connect.IdempotencyNoSideEffects && err == nil {
+			level = slog.LevelDebug
+		}
+		attrs := []any{"procedure", procedure, "code", code, "ms", float64(elapsed.Microseconds()) / 1000, "peer", req.Peer().Addr}
+		if err != nil {
+			attrs = append(attrs, "err", err.Error())
+		}
+		i.log.Log(ctx, level, "request", attrs...)
+		i.metrics.observe(procedure, code, elapsed)
+		return resp, err
+	}
+}
+
+func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// metrics counts and times requests by procedure and code.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vda", Subsystem: "portal", Name: "requests_total",
+			Help: "Portal requests by procedure and Connect code.",
+		}, []string{"procedure", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "vda", Subsystem: "portal", Name: "request_duration_seconds",
+			Help:    "Portal request latency by procedure.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"procedure"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register portal metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(procedure, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(procedure, code).Inc()
+	m.latency.WithLabelValues(procedure).Observe(d.Seconds())
+}
