@@ -20,17 +20,15 @@ func (s *Service) GetClusterSummary(ctx context.Context, _ *connect.Request[vdav
 		}
 		sum.DnCount, sum.PdCount, sum.CnCount = uint32(c.DNs), uint32(c.PDs), uint32(c.CNs)
 		sum.DaCount, sum.ExpCount, sum.VdCount, sum.CntlrCount = uint32(c.DAs), uint32(c.Exps), uint32(c.VDs), uint32(c.Cntlrs)
-		inv, err := readInventory(ctx, tx)
+		inv, err := readInventory(ctx, tx, 0, 0)
 		if err != nil {
 			return err
 		}
-		for _, pd := range inv.pds {
-			capacity := pdCapacity(pd, inv.pdStatus[pd.ID])
+		for _, p := range inv.pds {
+			capacity := pdCapacity(p.PD, store.PDStatus{Capacity: p.ReportedCapacity})
 			sum.Capacity += capacity
-			sum.Allocated += pd.Allocated
-			if capacity > pd.Allocated {
-				sum.Free += capacity - pd.Allocated
-			}
+			sum.Allocated += p.PD.Allocated
+			sum.Free += free(p)
 		}
 		for _, p := range inv.pdCandidates() {
 			if p.Online {
@@ -38,14 +36,22 @@ func (s *Service) GetClusterSummary(ctx context.Context, _ *connect.Request[vdav
 			}
 		}
 		bad := func(h store.Health) bool { return h == store.HealthError || h == store.HealthFailed }
-		for _, dn := range inv.dns {
-			if st := inv.status[string(dn.ID)]; bad(st.Health) {
+		dns, err := tx.DNs(ctx, store.Page{})
+		if err != nil {
+			return err
+		}
+		sts, err := tx.NodeStatuses(ctx)
+		if err != nil {
+			return err
+		}
+		for _, dn := range dns {
+			if st := sts[string(dn.ID)]; bad(st.Health) {
 				sum.NodesInError = append(sum.NodesInError, &vdav1.NodeInError{Kind: "dn", Name: dn.Name, Status: nodeStatusOf(st)})
 			}
 		}
 		for _, cn := range inv.cns {
-			if st := inv.status[string(cn.ID)]; bad(st.Health) {
-				sum.NodesInError = append(sum.NodesInError, &vdav1.NodeInError{Kind: "cn", Name: cn.Name, Status: nodeStatusOf(st)})
+			if st := sts[string(cn.CN.ID)]; bad(st.Health) {
+				sum.NodesInError = append(sum.NodesInError, &vdav1.NodeInError{Kind: "cn", Name: cn.CN.Name, Status: nodeStatusOf(st)})
 			}
 		}
 		sort.Slice(sum.NodesInError, func(i, j int) bool {

@@ -81,16 +81,13 @@ func cnOf(cn store.CN, st store.NodeStatus, cntlrs int) *vdav1.Cn {
 }
 
 // pdCapacity is what the allocator may place on a pd: the capacity its
-// agent reported, or before any report an estimate for a malloc pd (whose
-// size is known) and nothing for the others (whose size only the dn knows).
+// agent reported, or before any report the estimate made at creation. The
+// store's placement query computes the same (store.PDCandidates).
 func pdCapacity(pd store.PD, st store.PDStatus) uint64 {
 	if st.Capacity > 0 {
 		return st.Capacity
 	}
-	if pd.Kind == store.PDMalloc {
-		return vda.EstimatedLvstoreCapacity(pd.Size)
-	}
-	return 0
+	return pd.CapacityEstimate
 }
 
 func pdOf(dnName string, pd store.PD, st store.PDStatus, vds int) *vdav1.Pd {

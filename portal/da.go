@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -29,11 +30,7 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 	vdSize := vda.VDSize(da.Size, vdCount)
 	var out *vdav1.Da
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
-		inv, err := readInventory(ctx, tx)
-		if err != nil {
-			return err
-		}
-		pds, err := allocator.PlaceVDs(inv.pdCandidates(), int(vdCount), vdSize)
+		pds, inv, err := placeVDs(ctx, tx, int(vdCount), vdSize)
 		if err != nil {
 			return fmt.Errorf("place da %s: %w", da.Name, err)
 		}
@@ -44,20 +41,20 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 		vds := make([]store.VD, len(pds))
 		t := newTouch(tx)
 		for i, p := range pds {
-			pd := inv.pds[p.ID]
+			pd := inv.pds[p.ID].PD
 			// Guarded by the generation the allocator saw: a concurrent
 			// placement on this pd makes the transaction run again.
 			if err := tx.Allocate(ctx, &pd, int64(vdSize)); err != nil {
 				return err
 			}
-			if err := t.dnAt(ctx, p.DN, inv.dns[p.DN].Generation); err != nil {
+			if err := t.dnAt(ctx, p.DN, inv.pds[p.ID].DNGeneration); err != nil {
 				return err
 			}
 			vds[i] = store.VD{Index: uint32(i), DNID: p.DN, PDID: p.ID, Size: vdSize}
 		}
 		cntlrs := make([]store.Cntlr, len(cns))
 		for i, cn := range cns {
-			if err := t.cnAt(ctx, cn.ID, inv.cns[cn.ID].Generation); err != nil {
+			if err := t.cnAt(ctx, cn.ID, inv.cns[cn.ID].CN.Generation); err != nil {
 				return err
 			}
 			cntlrs[i] = store.Cntlr{Index: uint32(i), CNID: cn.ID, Primary: i == 0}
@@ -74,74 +71,80 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 	return connect.NewResponse(&vdav1.CreateDaResponse{Da: out}), nil
 }
 
-// inventory is what placement reads: every node and pd with its status.
+// inventory is what placement reads: pds with their dn's facts, and cns
+// with their load.
 type inventory struct {
-	dns      map[vda.DNID]store.DN
-	cns      map[vda.CNID]store.CN
-	pds      map[vda.PDID]store.PD
-	pdStatus map[vda.PDID]store.PDStatus
-	status   map[string]store.NodeStatus
-	load     map[string]int
+	pds map[vda.PDID]store.PDCandidate
+	cns map[vda.CNID]store.CNCandidate
 }
 
-func readInventory(ctx context.Context, tx *store.Tx) (*inventory, error) {
-	inv := &inventory{dns: map[vda.DNID]store.DN{}, cns: map[vda.CNID]store.CN{}, pds: map[vda.PDID]store.PD{}}
-	dns, err := tx.DNs(ctx, store.Page{})
+// readInventory reads the placement candidates: with count > 0 only those
+// a placement of count vds of size bytes can choose from (which keeps
+// CreateDa cheap in a large cluster), with 0 every pd (to explain a failure).
+func readInventory(ctx context.Context, tx *store.Tx, count int, size uint64) (*inventory, error) {
+	pds, err := tx.PDCandidates(ctx, count, size)
 	if err != nil {
 		return nil, err
 	}
-	for _, dn := range dns {
-		inv.dns[dn.ID] = dn
-	}
-	cns, err := tx.CNs(ctx, store.Page{})
+	cns, err := tx.CNCandidates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, cn := range cns {
-		inv.cns[cn.ID] = cn
+	inv := &inventory{pds: make(map[vda.PDID]store.PDCandidate, len(pds)), cns: make(map[vda.CNID]store.CNCandidate, len(cns))}
+	for _, p := range pds {
+		inv.pds[p.PD.ID] = p
 	}
-	pds, err := tx.AllPDs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, pd := range pds {
-		inv.pds[pd.ID] = pd
-	}
-	if inv.pdStatus, err = tx.PDStatuses(ctx); err != nil {
-		return nil, err
-	}
-	if inv.status, err = tx.NodeStatuses(ctx); err != nil {
-		return nil, err
-	}
-	if inv.load, err = tx.CountsBy(ctx, "cntlr"); err != nil {
-		return nil, err
+	for _, c := range cns {
+		inv.cns[c.CN.ID] = c
 	}
 	return inv, nil
+}
+
+// placeVDs places count vds of size bytes, reading only the pds that may
+// fit; when none fits it reads them all so the reason counts every pd.
+func placeVDs(ctx context.Context, tx *store.Tx, count int, size uint64) ([]allocator.PD, *inventory, error) {
+	inv, err := readInventory(ctx, tx, count, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	pds, err := allocator.PlaceVDs(inv.pdCandidates(), count, size)
+	if err == nil || !errors.Is(err, vda.ErrNoCapacity) {
+		return pds, inv, err
+	}
+	all, rerr := readInventory(ctx, tx, 0, 0)
+	if rerr != nil {
+		return nil, nil, rerr
+	}
+	pds, err = allocator.PlaceVDs(all.pdCandidates(), count, size)
+	return pds, all, err
 }
 
 // nodeUsable says whether placement may use a node: not offline by an
 // administrator and not declared failed by the monitor. A node never heard
 // from (unknown) is usable, so that a cluster can be set up before its
 // agents run.
-func nodeUsable(offline bool, st store.NodeStatus) bool {
-	return !offline && st.Health != store.HealthFailed
+func nodeUsable(offline bool, h store.Health) bool {
+	return !offline && h != store.HealthFailed
+}
+
+// free is what placement may still put on a pd.
+func free(p store.PDCandidate) uint64 {
+	capacity := pdCapacity(p.PD, store.PDStatus{Capacity: p.ReportedCapacity})
+	if capacity > p.PD.Allocated {
+		return capacity - p.PD.Allocated
+	}
+	return 0
 }
 
 func (inv *inventory) pdCandidates() []allocator.PD {
 	out := make([]allocator.PD, 0, len(inv.pds))
-	for _, pd := range inv.pds {
-		dn := inv.dns[pd.DNID]
-		capacity := pdCapacity(pd, inv.pdStatus[pd.ID])
-		free := uint64(0)
-		if capacity > pd.Allocated {
-			free = capacity - pd.Allocated
-		}
+	for _, p := range inv.pds {
 		out = append(out, allocator.PD{
-			ID:       pd.ID,
-			DN:       pd.DNID,
-			Location: dn.Location,
-			Online:   !pd.Offline && nodeUsable(dn.Offline, inv.status[string(dn.ID)]),
-			Free:     free,
+			ID:       p.PD.ID,
+			DN:       p.PD.DNID,
+			Location: p.DNLocation,
+			Online:   !p.PD.Offline && nodeUsable(p.DNOffline, p.DNHealth),
+			Free:     free(p),
 		})
 	}
 	return out
@@ -149,12 +152,12 @@ func (inv *inventory) pdCandidates() []allocator.PD {
 
 func (inv *inventory) cnCandidates() []allocator.CN {
 	out := make([]allocator.CN, 0, len(inv.cns))
-	for _, cn := range inv.cns {
+	for _, c := range inv.cns {
 		out = append(out, allocator.CN{
-			ID:       cn.ID,
-			Location: cn.Location,
-			Online:   nodeUsable(cn.Offline, inv.status[string(cn.ID)]),
-			Load:     inv.load[string(cn.ID)],
+			ID:       c.CN.ID,
+			Location: c.CN.Location,
+			Online:   nodeUsable(c.CN.Offline, c.Health),
+			Load:     c.Load,
 		})
 	}
 	return out

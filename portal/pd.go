@@ -39,6 +39,9 @@ func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.Creat
 			DNID: dn.ID, Name: m.GetName(), Kind: kind, Size: size, Path: path, PCIeAddr: pcie,
 			Offline: m.GetOffline(), Description: m.GetDescription(),
 		}
+		if kind == store.PDMalloc {
+			pd.CapacityEstimate = vda.EstimatedLvstoreCapacity(size)
+		}
 		if err := tx.InsertPD(ctx, &pd); err != nil {
 			return err
 		}

@@ -190,6 +190,7 @@ func migrateInitial(ctx context.Context, db bun.IDB, d Dialect) error {
 	pcie_addr VARCHAR(32) NOT NULL,
 	offline BOOLEAN NOT NULL,
 	description VARCHAR(1024) NOT NULL,
+	capacity_estimate BIGINT NOT NULL,
 	allocated BIGINT NOT NULL,
 	generation BIGINT NOT NULL,
 	created_at BIGINT NOT NULL,

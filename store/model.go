@@ -87,6 +87,10 @@ type PD struct {
 	PCIeAddr    string
 	Offline     bool
 	Description string
+	// CapacityEstimate is what the pd can give to vds until its agent
+	// reports the real capacity (known in advance for malloc pds; 0 for the
+	// others, whose size only the dn knows).
+	CapacityEstimate uint64
 	// Allocated is the sum of the sizes of the vds placed on the pd.
 	Allocated  uint64
 	Generation uint64

@@ -21,7 +21,7 @@ func (tx *Tx) InsertPD(ctx context.Context, pd *PD) error {
 	r := pdRow{
 		ID: string(pd.ID), DNID: string(pd.DNID), Name: pd.Name, Kind: pd.Kind, Size: pd.Size,
 		Path: pd.Path, PCIeAddr: pd.PCIeAddr, Offline: pd.Offline, Description: pd.Description,
-		Generation: pd.Generation, CreatedAt: millis(pd.CreatedAt),
+		CapEstimate: pd.CapacityEstimate, Generation: pd.Generation, CreatedAt: millis(pd.CreatedAt),
 	}
 	if _, err := tx.tx.NewInsert().Model(&r).Exec(ctx); err != nil {
 		return wrapUnique(fmt.Errorf("insert pd %s: %w", pd.Name, err), "pd %s", pd.Name)

@@ -102,6 +102,7 @@ type pdRow struct {
 	PCIeAddr    string `bun:"pcie_addr"`
 	Offline     bool   `bun:"offline"`
 	Description string `bun:"description"`
+	CapEstimate uint64 `bun:"capacity_estimate"`
 	Allocated   uint64 `bun:"allocated"`
 	Generation  uint64 `bun:"generation"`
 	CreatedAt   int64  `bun:"created_at"`
@@ -111,7 +112,7 @@ func (r *pdRow) pd() PD {
 	return PD{
 		ID: vda.PDID(r.ID), DNID: vda.DNID(r.DNID), Name: r.Name, Kind: r.Kind, Size: r.Size,
 		Path: r.Path, PCIeAddr: r.PCIeAddr, Offline: r.Offline, Description: r.Description,
-		Allocated: r.Allocated, Generation: r.Generation, CreatedAt: fromMillis(r.CreatedAt),
+		CapacityEstimate: r.CapEstimate, Allocated: r.Allocated, Generation: r.Generation, CreatedAt: fromMillis(r.CreatedAt),
 	}
 }
 

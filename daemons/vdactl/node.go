@@ -1,0 +1,150 @@
+package main
+
+import (
+	"io"
+
+	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
+)
+
+// This file holds what dn.go and cn.go share: disk nodes and controller
+// nodes have the same flags and nearly the same fields.
+
+// listenerFlags give the NVMe-oF listener of a new node.
+type listenerFlags struct {
+	Trtype  string `help:"NVMe-oF transport type." default:"tcp"`
+	Adrfam  string `help:"Address family: ${enum}." enum:"ipv4,ipv6" default:"ipv4"`
+	Traddr  string `help:"Transport address: the IP address the node listens on." required:"" placeholder:"IP"`
+	Trsvcid string `help:"Transport service id: the TCP port the node listens on." required:"" placeholder:"PORT"`
+}
+
+func (l *listenerFlags) listener() *vdav1.NvmfListener {
+	return &vdav1.NvmfListener{Trtype: l.Trtype, Adrfam: l.Adrfam, Traddr: l.Traddr, Trsvcid: l.Trsvcid}
+}
+
+// nodeCreateFlags are the flags of dn create and cn create.
+type nodeCreateFlags struct {
+	AgentAddress string `help:"host:port of the node agent's API." required:"" placeholder:"HOST:PORT"`
+	listenerFlags
+	Location    string  `help:"Failure domain (rack, room, zone); an array's parts are spread across locations."`
+	Offline     bool    `help:"Place nothing new on the node."`
+	HashCode    *uint32 `help:"Hash code 0..65535 that divides nodes between monitors (default: derived from the name)." placeholder:"N"`
+	Description string  `help:"Free text."`
+}
+
+// nodeModifyFlags are the flags of dn modify and cn modify; each is sent
+// only when given.
+type nodeModifyFlags struct {
+	Generation   *uint64 `help:"Change nothing unless the node is at this generation." placeholder:"N"`
+	AgentAddress *string `help:"host:port of the node agent's API." placeholder:"HOST:PORT"`
+	Trtype       *string `help:"NVMe-oF transport type."`
+	Adrfam       *string `help:"Address family: ipv4 or ipv6."`
+	Traddr       *string `help:"Transport address: the IP address the node listens on." placeholder:"IP"`
+	Trsvcid      *string `help:"Transport service id: the TCP port the node listens on." placeholder:"PORT"`
+	Location     *string `help:"Failure domain (rack, room, zone)."`
+	Offline      *bool   `help:"Place nothing new on the node (--no-offline to undo)." negatable:""`
+	HashCode     *uint32 `help:"Hash code 0..65535 that divides nodes between monitors." placeholder:"N"`
+	Description  *string `help:"Free text."`
+}
+
+// listenerGiven reports whether any listener flag was given, and all
+// whether every one was.
+func (m *nodeModifyFlags) listenerGiven() (anyGiven, all bool) {
+	n := 0
+	for _, p := range []*string{m.Trtype, m.Adrfam, m.Traddr, m.Trsvcid} {
+		if p != nil {
+			n++
+		}
+	}
+	return n > 0, n == 4
+}
+
+// mergeListener returns cur with the listener flags given laid over it.
+// The portal replaces a node's listener whole, so a partial change needs
+// the current one.
+func (m *nodeModifyFlags) mergeListener(cur *vdav1.NvmfListener) *vdav1.NvmfListener {
+	l := &vdav1.NvmfListener{
+		Trtype:  cur.GetTrtype(),
+		Adrfam:  cur.GetAdrfam(),
+		Traddr:  cur.GetTraddr(),
+		Trsvcid: cur.GetTrsvcid(),
+	}
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&l.Trtype, m.Trtype)
+	set(&l.Adrfam, m.Adrfam)
+	set(&l.Traddr, m.Traddr)
+	set(&l.Trsvcid, m.Trsvcid)
+	return l
+}
+
+// nodeView is the part of a Dn or Cn that vdactl prints.
+type nodeView struct {
+	id, name, agentAddress string
+	listener               *vdav1.NvmfListener
+	location               string
+	offline                bool
+	hashCode               uint32
+	description            string
+	generation             uint64
+	status                 *vdav1.NodeStatus
+	createdAtMs            int64
+	countKey               string // "PDs" or "Controllers"
+	count                  uint32
+}
+
+func dnView(d *vdav1.Dn) nodeView {
+	return nodeView{
+		id: d.GetId(), name: d.GetName(), agentAddress: d.GetAgentAddress(), listener: d.GetListener(),
+		location: d.GetLocation(), offline: d.GetOffline(), hashCode: d.GetHashCode(),
+		description: d.GetDescription(), generation: d.GetGeneration(), status: d.GetStatus(),
+		createdAtMs: d.GetCreatedAtMs(), countKey: "PDs", count: d.GetPdCount(),
+	}
+}
+
+func cnView(c *vdav1.Cn) nodeView {
+	return nodeView{
+		id: c.GetId(), name: c.GetName(), agentAddress: c.GetAgentAddress(), listener: c.GetListener(),
+		location: c.GetLocation(), offline: c.GetOffline(), hashCode: c.GetHashCode(),
+		description: c.GetDescription(), generation: c.GetGeneration(), status: c.GetStatus(),
+		createdAtMs: c.GetCreatedAtMs(), countKey: "Controllers", count: c.GetCntlrCount(),
+	}
+}
+
+// printNodeList prints nodes as a table whose last column is countHeader.
+func printNodeList(w io.Writer, nodes []nodeView, countHeader string) error {
+	t := newTable("NAME", "ADDRESS", "LISTENER", "LOCATION", "OFFLINE", "GEN", "HEALTH", countHeader)
+	for _, n := range nodes {
+		t.add(n.name, n.agentAddress, fmtListener(n.listener), n.location, fmtBool(n.offline),
+			fmtUint(n.generation), fmtHealth(n.status.GetHealth()), fmtUint(n.count))
+	}
+	return t.print(w)
+}
+
+// printNode prints one node as a "key: value" block.
+func printNode(w io.Writer, n nodeView) error {
+	fields := []field{
+		{"Name", n.name},
+		{"ID", n.id},
+		{"Agent address", n.agentAddress},
+		{"Listener", fmtListenerLong(n.listener)},
+		{"Location", n.location},
+		{"Offline", fmtBool(n.offline)},
+		{"Hash code", fmtUint(n.hashCode)},
+		{"Description", n.description},
+		{"Generation", fmtUint(n.generation)},
+		{"Applied generation", fmtUint(n.status.GetAppliedGeneration())},
+		{"Health", fmtHealth(n.status.GetHealth())},
+	}
+	if e := n.status.GetError(); e != "" {
+		fields = append(fields, field{"Error", e})
+	}
+	fields = append(fields,
+		field{"Reported at", fmtTime(n.status.GetReportedAtMs())},
+		field{"Created at", fmtTime(n.createdAtMs)},
+		field{n.countKey, fmtUint(n.count)},
+	)
+	return printFields(w, fields)
+}
