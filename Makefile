@@ -13,7 +13,9 @@ help: ## List the targets
 
 .PHONY: build
 build: ## Build every daemon into .tmp/bin
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./daemons/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-portal ./daemons/portal
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdactl ./daemons/vdactl
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdabench ./daemons/vdabench
 
 .PHONY: demo
 demo: build ## Run the portal on SQLite and a short vdactl session (the README's first command)

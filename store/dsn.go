@@ -87,8 +87,22 @@ func parseDSN(dsn string) (source, error) {
 	return source{dialect: SQLite, driver: "sqlite", dsn: "file:" + abs + "?" + q.Encode(), path: abs}, nil
 }
 
-// redact hides a password in a URL-shaped DSN, for error messages and logs.
+// redact hides a password in a DSN, for error messages and logs.
 func redact(dsn string) string {
+	if rest, ok := strings.CutPrefix(dsn, "mysql://"); ok {
+		// go-sql-driver syntax, which url.Parse rejects:
+		// user:pass@tcp(host:port)/db, the password up to the last '@'.
+		if cfg, err := mysql.ParseDSN(rest); err == nil {
+			if cfg.Passwd == "" {
+				return dsn
+			}
+			return "mysql://" + cfg.User + ":xxxxx" + rest[len(cfg.User)+1+len(cfg.Passwd):]
+		}
+		if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+			return "mysql://xxxxx" + rest[i:]
+		}
+		return dsn
+	}
 	u, err := url.Parse(dsn)
 	if err != nil || u.User == nil {
 		return dsn

@@ -189,12 +189,12 @@ func (tx *Tx) updateNode(ctx context.Context, kind nodeKind, id string, s *NodeS
 		Set("trsvcid = ?", s.Listener.TrSvcID).
 		Set("location = ?", s.Location).
 		Set("offline = ?", s.Offline).
-		Set("hash_code = ?", s.HashCode).
+		Set("hash_code = ?", int32(s.HashCode)).
 		Set("description = ?", s.Description).
 		Set("generation = generation + 1").
 		Where("id = ?", id).Where("kind = ?", kind).Where("generation = ?", s.Generation).
 		Exec(ctx)
-	if err := tx.guarded(ctx, res, err, "node", id, fmt.Sprintf("%s %s", kind, s.Name)); err != nil {
+	if err := tx.guardedNode(ctx, res, err, kind, id, fmt.Sprintf("%s %s", kind, s.Name)); err != nil {
 		return err
 	}
 	s.Generation++
@@ -206,7 +206,7 @@ func (tx *Tx) touchNode(ctx context.Context, kind nodeKind, id string, gen uint6
 		Set("generation = generation + 1").
 		Where("id = ?", id).Where("kind = ?", kind).Where("generation = ?", gen).
 		Exec(ctx)
-	if err := tx.guarded(ctx, res, err, "node", id, fmt.Sprintf("%s %s", kind, id)); err != nil {
+	if err := tx.guardedNode(ctx, res, err, kind, id, fmt.Sprintf("%s %s", kind, id)); err != nil {
 		return 0, err
 	}
 	return gen + 1, nil
@@ -219,7 +219,7 @@ func (tx *Tx) deleteNode(ctx context.Context, kind nodeKind, id string, gen uint
 	res, err := tx.tx.NewDelete().Table("node").
 		Where("id = ?", id).Where("kind = ?", kind).Where("generation = ?", gen).
 		Exec(ctx)
-	return tx.guarded(ctx, res, err, "node", id, fmt.Sprintf("%s %s", kind, id))
+	return tx.guardedNode(ctx, res, err, kind, id, fmt.Sprintf("%s %s", kind, id))
 }
 
 func (tx *Tx) nodeStatus(ctx context.Context, id string) (NodeStatus, error) {
@@ -280,6 +280,23 @@ func (tx *Tx) guarded(ctx context.Context, res sql.Result, err error, table, id,
 		return fmt.Errorf("%s: %w", what, vda.ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", what, ErrConflict)
+}
+
+// guardedNode is guarded for the node table, where a node of the other kind
+// is as good as missing: ErrNotFound, not a conflict to retry.
+func (tx *Tx) guardedNode(ctx context.Context, res sql.Result, err error, kind nodeKind, id, what string) error {
+	err = tx.guarded(ctx, res, err, "node", id, what)
+	if !errors.Is(err, ErrConflict) {
+		return err
+	}
+	exists, xerr := tx.tx.NewSelect().Table("node").Where("id = ?", id).Where("kind = ?", kind).Exists(ctx)
+	if xerr != nil {
+		return fmt.Errorf("write %s: %w", what, xerr)
+	}
+	if !exists {
+		return fmt.Errorf("%s: %w", what, vda.ErrNotFound)
+	}
+	return err
 }
 
 // paged orders q by col and applies p.
