@@ -36,7 +36,8 @@ type cli struct {
 	DNs        int    `name:"dns" help:"Disk nodes." default:"1000"`
 	PDsPerDN   int    `name:"pds-per-dn" help:"Malloc pds per dn." default:"10"`
 	CNs        int    `name:"cns" help:"Controller nodes." default:"100"`
-	DAs        int    `name:"das" help:"Arrays created (CreateDa is measured over all of them)." default:"10000"`
+	DAs        int    `name:"das" help:"Arrays created before the measured calls." default:"10000"`
+	Creates    int    `help:"CreateDa calls measured once the arrays exist." default:"1000"`
 	Gets       int    `help:"GetDa calls measured." default:"5000"`
 	Clients    int    `help:"Concurrent clients." default:"8"`
 	PageSize   uint32 `help:"ListDa page size." default:"100"`
@@ -111,21 +112,27 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "inventory created in %v\n", time.Since(start).Round(time.Millisecond))
 
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "call\tcalls\tops/s\tp50 ms\tp99 ms\tmax ms\t")
-	create := measure(ctx, c.DAs, c.Clients, func(ctx context.Context, i int) error {
+	createDa := func(ctx context.Context, i int) error {
 		_, err := client.CreateDa(ctx, connect.NewRequest(&vdav1.CreateDaRequest{
 			Name: fmt.Sprintf("da%06d", i), Size: 1 << 30,
 			Raid: &vdav1.CreateDaRequest_Raid0{Raid0: &vdav1.Raid0{VdCount: 2}}, CntlrCount: 2,
 		}))
 		return err
-	})
-	create.row(tw, "CreateDa")
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "call\tcalls\tops/s\tp50 ms\tp99 ms\tmax ms\t")
+	fillDas := measure(ctx, c.DAs, c.Clients, createDa)
+	fillDas.row(tw, fmt.Sprintf("CreateDa 0->%d", c.DAs))
+	if fillDas.errs > 0 {
+		return fmt.Errorf("create arrays: %w", fillDas.first)
+	}
+	create := measure(ctx, c.Creates, c.Clients, func(ctx context.Context, i int) error { return createDa(ctx, c.DAs+i) })
+	create.row(tw, fmt.Sprintf("CreateDa @%d", c.DAs))
 	get := measure(ctx, c.Gets, c.Clients, func(ctx context.Context, i int) error {
-		_, err := client.GetDa(ctx, connect.NewRequest(&vdav1.GetDaRequest{Name: fmt.Sprintf("da%06d", rand.N(c.DAs))}))
+		_, err := client.GetDa(ctx, connect.NewRequest(&vdav1.GetDaRequest{Name: fmt.Sprintf("da%06d", rand.N(c.DAs+c.Creates))}))
 		return err
 	})
-	get.row(tw, "GetDa")
+	get.row(tw, fmt.Sprintf("GetDa @%d", c.DAs+c.Creates))
 	// ListDa: walk every page, one client, timing each page.
 	var pages []time.Duration
 	token, listed, lstart := "", 0, time.Now()
