@@ -20,6 +20,7 @@ func TestCounts(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
+
 		t.Run("empty", func(t *testing.T) {
 			assert.Equal(t, store.Counts{}, counts(t, db))
 			for _, child := range []string{"pd", "vd", "cntlr", "exp"} {

@@ -97,10 +97,45 @@ func TestDAInsertAndGet(t *testing.T) {
 		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDA(ctx, &bare, nil, nil) })
 		assert.Equal(t, bare, getDA(t, db, bare.ID))
 		assert.Empty(t, vdsOf(t, db, bare.ID))
+
+		t.Run("errors", func(t *testing.T) {
+			want := counts(t, db)
+
+			tests := []struct {
+				name   string
+				da     store.DA
+				vds    []store.VD
+				cntlrs []store.Cntlr
+				err    error
+			}{
+				{"taken name", newDA("da"), nil, nil, vda.ErrAlreadyExists},
+				{"taken name with children", newDA("da"),
+					[]store.VD{{Index: 0, DNID: f.dn1.ID, PDID: f.pd1.ID, Size: vda.GiB}},
+					[]store.Cntlr{{Index: 0, CNID: f.cn1.ID, Primary: true}}, vda.ErrAlreadyExists},
+				{"missing pd", newDA("no-pd"),
+					[]store.VD{{Index: 0, DNID: f.dn1.ID, PDID: vda.PDID(missingID(1)), Size: vda.GiB}}, nil, vda.ErrFailedPrecondition},
+				{"missing cn", newDA("no-cn"),
+					[]store.VD{{Index: 0, DNID: f.dn1.ID, PDID: f.pd1.ID, Size: vda.GiB}},
+					[]store.Cntlr{{Index: 0, CNID: vda.CNID(missingID(2)), Primary: true}}, vda.ErrFailedPrecondition},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
+						return tx.InsertDA(ctx, &tt.da, tt.vds, tt.cntlrs)
+					})
+					require.Error(t, err)
+					assert.ErrorIs(t, err, tt.err)
+					assert.Equal(t, want, counts(t, db), "a failed insert leaves nothing")
+					_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.DA, error) { return tx.DA(ctx, "no-pd") })
+					assert.ErrorIs(t, err, vda.ErrNotFound)
+				})
+			}
+			assert.Equal(t, p.da, getDA(t, db, p.da.ID))
+		})
 	})
 }
 
-func TestDAChildrenByNode(t *testing.T) {
+func TestDAChildrenAndStatuses(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
@@ -151,129 +186,53 @@ func TestDAChildrenByNode(t *testing.T) {
 			view(t, db, func(ctx context.Context, tx *store.Tx) (map[string]int, error) { return tx.CountsBy(ctx, "vd") }))
 		assert.Equal(t, map[string]int{string(f.cn1.ID): 2, string(f.cn2.ID): 2},
 			view(t, db, func(ctx context.Context, tx *store.Tx) (map[string]int, error) { return tx.CountsBy(ctx, "cntlr") }))
-	})
-}
 
-func TestDAStatuses(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		f := newFixture(t, db)
-		p := insertDA(t, db, f, "da")
-		other := insertDA(t, db, f, "other")
-		vds, cntlrs := p.sorted()
+		t.Run("statuses", func(t *testing.T) {
+			p, other := a, b
+			vds, cntlrs := p.sorted()
 
-		unknown := store.ObjStatus{Health: store.HealthUnknown}
-		assert.Equal(t, map[vda.VDID]store.ObjStatus{vds[0].ID: unknown, vds[1].ID: unknown}, vdStatuses(t, db, p.da.ID))
-		assert.Equal(t, map[vda.CntlrID]store.ObjStatus{cntlrs[0].ID: unknown, cntlrs[1].ID: unknown}, cntlrStatuses(t, db, p.da.ID))
+			unknown := store.ObjStatus{Health: store.HealthUnknown}
+			assert.Equal(t, map[vda.VDID]store.ObjStatus{vds[0].ID: unknown, vds[1].ID: unknown}, vdStatuses(t, db, p.da.ID))
+			assert.Equal(t, map[vda.CntlrID]store.ObjStatus{cntlrs[0].ID: unknown, cntlrs[1].ID: unknown}, cntlrStatuses(t, db, p.da.ID))
 
-		at := time.UnixMilli(1_700_000_000_123).UTC()
-		vdErr := store.ObjStatus{Health: store.HealthError, Error: "lvol missing — ✗", ReportedAt: at}
-		cOK := store.ObjStatus{Health: store.HealthOK, ReportedAt: at.Add(time.Second)}
-		for range 2 { // writing the same status twice is fine
-			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
-				if err := tx.PutVDStatus(ctx, vds[1].ID, vdErr); err != nil {
-					return err
-				}
-				return tx.PutCntlrStatus(ctx, cntlrs[0].ID, cOK)
-			})
-		}
-		assert.Equal(t, map[vda.VDID]store.ObjStatus{vds[0].ID: unknown, vds[1].ID: vdErr}, vdStatuses(t, db, p.da.ID))
-		assert.Equal(t, map[vda.CntlrID]store.ObjStatus{cntlrs[0].ID: cOK, cntlrs[1].ID: unknown}, cntlrStatuses(t, db, p.da.ID))
-		ov, oc := other.sorted()
-		assert.Equal(t, map[vda.VDID]store.ObjStatus{ov[0].ID: unknown, ov[1].ID: unknown}, vdStatuses(t, db, other.da.ID),
-			"another array's statuses are apart")
-		assert.Equal(t, map[vda.CntlrID]store.ObjStatus{oc[0].ID: unknown, oc[1].ID: unknown}, cntlrStatuses(t, db, other.da.ID))
-		assert.Equal(t, p.da, getDA(t, db, p.da.ID), "statuses leave the array's generation")
-
-		err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
-			return tx.PutVDStatus(ctx, vda.VDID(missingID(1)), vdErr)
-		})
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-		err = db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
-			return tx.PutCntlrStatus(ctx, vda.CntlrID(missingID(2)), cOK)
-		})
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-		// A controller's id is not a vd's.
-		err = db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
-			return tx.PutVDStatus(ctx, vda.VDID(cntlrs[1].ID), vdErr)
-		})
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-		assert.Empty(t, vdStatuses(t, db, vda.DAID(missingID(3))))
-	})
-}
-
-func TestDAUpdate(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		da := newDA("da")
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDA(ctx, &da, nil, nil) })
-
-		changed := da
-		changed.Description = "nouvelle description ✓"
-		changed.Size = 1 // immutable: not written
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdateDA(ctx, &changed) })
-		assert.Equal(t, uint64(2), changed.Generation)
-		want := changed
-		want.Size = da.Size
-		assert.Equal(t, want, getDA(t, db, da.ID))
-
-		stale := da
-		stale.Description = "stale"
-		err := once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdateDA(ctx, &stale) })
-		assert.ErrorIs(t, err, store.ErrConflict)
-		assert.Equal(t, want, getDA(t, db, da.ID))
-
-		missing := want
-		missing.ID = vda.DAID(missingID(1))
-		err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdateDA(ctx, &missing) })
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-	})
-}
-
-func TestDAInsertErrors(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		f := newFixture(t, db)
-		p := insertDA(t, db, f, "da")
-		want := counts(t, db)
-
-		tests := []struct {
-			name   string
-			da     store.DA
-			vds    []store.VD
-			cntlrs []store.Cntlr
-			err    error
-		}{
-			{"taken name", newDA("da"), nil, nil, vda.ErrAlreadyExists},
-			{"taken name with children", newDA("da"),
-				[]store.VD{{Index: 0, DNID: f.dn1.ID, PDID: f.pd1.ID, Size: vda.GiB}},
-				[]store.Cntlr{{Index: 0, CNID: f.cn1.ID, Primary: true}}, vda.ErrAlreadyExists},
-			{"missing pd", newDA("no-pd"),
-				[]store.VD{{Index: 0, DNID: f.dn1.ID, PDID: vda.PDID(missingID(1)), Size: vda.GiB}}, nil, vda.ErrFailedPrecondition},
-			{"missing cn", newDA("no-cn"),
-				[]store.VD{{Index: 0, DNID: f.dn1.ID, PDID: f.pd1.ID, Size: vda.GiB}},
-				[]store.Cntlr{{Index: 0, CNID: vda.CNID(missingID(2)), Primary: true}}, vda.ErrFailedPrecondition},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
-					return tx.InsertDA(ctx, &tt.da, tt.vds, tt.cntlrs)
+			at := time.UnixMilli(1_700_000_000_123).UTC()
+			vdErr := store.ObjStatus{Health: store.HealthError, Error: "lvol missing — ✗", ReportedAt: at}
+			cOK := store.ObjStatus{Health: store.HealthOK, ReportedAt: at.Add(time.Second)}
+			for range 2 { // writing the same status twice is fine
+				mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
+					if err := tx.PutVDStatus(ctx, vds[1].ID, vdErr); err != nil {
+						return err
+					}
+					return tx.PutCntlrStatus(ctx, cntlrs[0].ID, cOK)
 				})
-				require.Error(t, err)
-				assert.ErrorIs(t, err, tt.err)
-				assert.Equal(t, want, counts(t, db), "a failed insert leaves nothing")
-				_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.DA, error) { return tx.DA(ctx, "no-pd") })
-				assert.ErrorIs(t, err, vda.ErrNotFound)
+			}
+			assert.Equal(t, map[vda.VDID]store.ObjStatus{vds[0].ID: unknown, vds[1].ID: vdErr}, vdStatuses(t, db, p.da.ID))
+			assert.Equal(t, map[vda.CntlrID]store.ObjStatus{cntlrs[0].ID: cOK, cntlrs[1].ID: unknown}, cntlrStatuses(t, db, p.da.ID))
+			ov, oc := other.sorted()
+			assert.Equal(t, map[vda.VDID]store.ObjStatus{ov[0].ID: unknown, ov[1].ID: unknown}, vdStatuses(t, db, other.da.ID),
+				"another array's statuses are apart")
+			assert.Equal(t, map[vda.CntlrID]store.ObjStatus{oc[0].ID: unknown, oc[1].ID: unknown}, cntlrStatuses(t, db, other.da.ID))
+			assert.Equal(t, p.da, getDA(t, db, p.da.ID), "statuses leave the array's generation")
+
+			err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
+				return tx.PutVDStatus(ctx, vda.VDID(missingID(1)), vdErr)
 			})
-		}
-		assert.Equal(t, p.da, getDA(t, db, p.da.ID))
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+			err = db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
+				return tx.PutCntlrStatus(ctx, vda.CntlrID(missingID(2)), cOK)
+			})
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+			// A controller's id is not a vd's.
+			err = db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
+				return tx.PutVDStatus(ctx, vda.VDID(cntlrs[1].ID), vdErr)
+			})
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+			assert.Empty(t, vdStatuses(t, db, vda.DAID(missingID(3))))
+		})
 	})
 }
 
-func TestDADelete(t *testing.T) {
+func TestDADeleteAndUpdate(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
@@ -325,6 +284,31 @@ func TestDADelete(t *testing.T) {
 		assert.Equal(t, store.Counts{DNs: 2, PDs: 2, CNs: 2}, counts(t, db))
 		assert.Zero(t, countRows(t, raw, "vd_status"))
 		assert.Zero(t, countRows(t, raw, "cntlr_status"))
+
+		t.Run("update", func(t *testing.T) {
+			da := newDA("upd")
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDA(ctx, &da, nil, nil) })
+
+			changed := da
+			changed.Description = "nouvelle description ✓"
+			changed.Size = 1 // immutable: not written
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdateDA(ctx, &changed) })
+			assert.Equal(t, uint64(2), changed.Generation)
+			want := changed
+			want.Size = da.Size
+			assert.Equal(t, want, getDA(t, db, da.ID))
+
+			stale := da
+			stale.Description = "stale"
+			err := once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdateDA(ctx, &stale) })
+			assert.ErrorIs(t, err, store.ErrConflict)
+			assert.Equal(t, want, getDA(t, db, da.ID))
+
+			missing := want
+			missing.ID = vda.DAID(missingID(1))
+			err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdateDA(ctx, &missing) })
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+		})
 	})
 }
 

@@ -37,30 +37,7 @@ func getExp(t *testing.T, db *store.DB, da vda.DAID, name string) store.Exp {
 	return view(t, db, func(ctx context.Context, tx *store.Tx) (store.Exp, error) { return tx.Exp(ctx, da, name) })
 }
 
-func TestExpInsertAndGet(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		da := insertBareDA(t, db, "da")
-		before := time.Now()
-		exp := store.Exp{DAID: da.ID, Name: "exp", HostNQN: host1, Description: "hôte ✓", Generation: 9}
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.InsertExp(ctx, &exp) })
-		assert.Regexp(t, "^[0-9a-f]{16}$", string(exp.ID))
-		assert.Equal(t, uint64(1), exp.Generation)
-		requireRecent(t, before, exp.CreatedAt)
-		assert.Equal(t, exp, getExp(t, db, da.ID, "exp"))
-
-		_, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.Exp, error) { return tx.Exp(ctx, da.ID, "other") })
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.Exp, error) {
-			return tx.Exp(ctx, vda.DAID(missingID(1)), "exp")
-		})
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-		assert.Equal(t, da, getDA(t, db, da.ID), "an exporter leaves the array's generation")
-	})
-}
-
-func TestExpUniqueness(t *testing.T) {
+func TestExpInsertAndUniqueness(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
@@ -107,6 +84,25 @@ func TestExpUniqueness(t *testing.T) {
 		err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error { return tx.InsertExp(ctx, &orphan) })
 		assert.ErrorIs(t, err, vda.ErrFailedPrecondition)
 		assert.Equal(t, 3, counts(t, db).Exps)
+
+		t.Run("insert and get", func(t *testing.T) {
+			da := insertBareDA(t, db, "da0")
+			before := time.Now()
+			exp := store.Exp{DAID: da.ID, Name: "exp", HostNQN: host1, Description: "hôte ✓", Generation: 9}
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.InsertExp(ctx, &exp) })
+			assert.Regexp(t, "^[0-9a-f]{16}$", string(exp.ID))
+			assert.Equal(t, uint64(1), exp.Generation)
+			requireRecent(t, before, exp.CreatedAt)
+			assert.Equal(t, exp, getExp(t, db, da.ID, "exp"))
+
+			_, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.Exp, error) { return tx.Exp(ctx, da.ID, "other") })
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+			_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.Exp, error) {
+				return tx.Exp(ctx, vda.DAID(missingID(1)), "exp")
+			})
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+			assert.Equal(t, da, getDA(t, db, da.ID), "an exporter leaves the array's generation")
+		})
 	})
 }
 

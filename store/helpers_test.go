@@ -163,7 +163,10 @@ func insertCN(t *testing.T, db *store.DB, name string) store.CN {
 }
 
 func newPD(dn vda.DNID, name string) store.PD {
-	return store.PD{DNID: dn, Name: name, Kind: store.PDMalloc, Size: 64 * vda.GiB, Description: "pd " + name}
+	return store.PD{
+		DNID: dn, Name: name, Kind: store.PDMalloc, Size: 64 * vda.GiB,
+		CapacityEstimate: vda.EstimatedLvstoreCapacity(64 * vda.GiB), Description: "pd " + name,
+	}
 }
 
 func insertPD(t *testing.T, db *store.DB, dn vda.DNID, name string) store.PD {
@@ -270,5 +273,5 @@ func pageAll(t *testing.T, limit int, list func(p store.Page) []string) [][]stri
 	}
 }
 
-// id returns a string with a hex id's shape, which no row has.
+// missingID returns a string with an id's shape that no row has.
 func missingID(i int) string { return fmt.Sprintf("%016x", 0xdead0000+i) }

@@ -165,7 +165,7 @@ func migrateInitial(ctx context.Context, db bun.IDB, d Dialect) error {
 	trsvcid VARCHAR(16) NOT NULL,
 	location VARCHAR(255) NOT NULL,
 	offline BOOLEAN NOT NULL,
-	hash_code INTEGER NOT NULL,
+	hash_code BIGINT NOT NULL,
 	description VARCHAR(1024) NOT NULL,
 	generation BIGINT NOT NULL,
 	created_at BIGINT NOT NULL,

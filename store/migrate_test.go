@@ -24,79 +24,75 @@ func requireSchema(t *testing.T, dsn string) {
 	assert.Equal(t, store.SchemaVersion(), n, "one row per migration")
 }
 
-func TestOpenTwice(t *testing.T) {
+func TestMigrations(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		dsn := storetest.NewDSN(t, backendOf(t, db))
+		b := backendOf(t, db)
 
-		first, err := store.Open(t.Context(), store.Config{DSN: dsn})
-		require.NoError(t, err)
-		dn := store.DN{NodeSpec: nodeSpec("survivor")}
-		mustUpdate(t, first, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDN(ctx, &dn) })
-		require.NoError(t, first.Close())
+		t.Run("open twice", func(t *testing.T) {
+			dsn := storetest.NewDSN(t, b)
 
-		second, err := store.Open(t.Context(), store.Config{DSN: dsn})
-		require.NoError(t, err, "second Open on a migrated database")
-		t.Cleanup(func() { _ = second.Close() })
-		got := view(t, second, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DN(ctx, "survivor") })
-		assert.Equal(t, dn, got, "data survives a second migration")
-		requireSchema(t, dsn)
-	})
-}
+			first, err := store.Open(t.Context(), store.Config{DSN: dsn})
+			require.NoError(t, err)
+			dn := store.DN{NodeSpec: nodeSpec("survivor")}
+			mustUpdate(t, first, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDN(ctx, &dn) })
+			require.NoError(t, first.Close())
 
-func TestOpenConcurrently(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dsn := storetest.NewDSN(t, backendOf(t, db))
-		const n = 8
-		dbs := make([]*store.DB, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() { dbs[i], errs[i] = store.Open(t.Context(), store.Config{DSN: dsn}) })
-		}
-		wg.Wait()
-		for i := range n {
-			if dbs[i] != nil {
-				t.Cleanup(func() { _ = dbs[i].Close() })
+			second, err := store.Open(t.Context(), store.Config{DSN: dsn})
+			require.NoError(t, err, "second Open on a migrated database")
+			t.Cleanup(func() { _ = second.Close() })
+			got := view(t, second, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DN(ctx, "survivor") })
+			assert.Equal(t, dn, got, "data survives a second migration")
+			requireSchema(t, dsn)
+		})
+
+		t.Run("open concurrently", func(t *testing.T) {
+			dsn := storetest.NewDSN(t, b)
+			const n = 8
+			dbs := make([]*store.DB, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { dbs[i], errs[i] = store.Open(t.Context(), store.Config{DSN: dsn}) })
 			}
-		}
-		for i, err := range errs {
-			require.NoError(t, err, "Open %d", i)
-		}
-		requireSchema(t, dsn)
-		// Every handle works on the one schema.
-		for i, h := range dbs {
-			dn := store.DN{NodeSpec: nodeSpec(fmt.Sprintf("dn%d", i))}
-			mustUpdate(t, h, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDN(ctx, &dn) })
-		}
-		assert.Equal(t, n, counts(t, dbs[0]).DNs)
-	})
-}
+			wg.Wait()
+			for i := range n {
+				if dbs[i] != nil {
+					t.Cleanup(func() { _ = dbs[i].Close() })
+				}
+			}
+			for i, err := range errs {
+				require.NoError(t, err, "Open %d", i)
+			}
+			requireSchema(t, dsn)
+			// Every handle works on the one schema.
+			for i, h := range dbs {
+				dn := store.DN{NodeSpec: nodeSpec(fmt.Sprintf("dn%d", i))}
+				mustUpdate(t, h, func(ctx context.Context, tx *store.Tx) error { return tx.InsertDN(ctx, &dn) })
+			}
+			assert.Equal(t, n, counts(t, dbs[0]).DNs)
+		})
 
-func TestOpenSchemaTooNew(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dsn := storetest.NewDSN(t, backendOf(t, db))
-		first, err := store.Open(t.Context(), store.Config{DSN: dsn})
-		require.NoError(t, err)
-		require.NoError(t, first.Close())
+		t.Run("schema too new", func(t *testing.T) {
+			dsn := storetest.NewDSN(t, b)
+			first, err := store.Open(t.Context(), store.Config{DSN: dsn})
+			require.NoError(t, err)
+			require.NoError(t, first.Close())
 
-		raw := rawDB(t, dsn)
-		_, err = raw.ExecContext(t.Context(),
-			fmt.Sprintf("INSERT INTO vda_schema_migrations (version, name, applied_at) VALUES (%d, 'from the future', 0)",
-				store.SchemaVersion()+1))
-		require.NoError(t, err)
+			raw := rawDB(t, dsn)
+			_, err = raw.ExecContext(t.Context(),
+				fmt.Sprintf("INSERT INTO vda_schema_migrations (version, name, applied_at) VALUES (%d, 'from the future', 0)",
+					store.SchemaVersion()+1))
+			require.NoError(t, err)
 
-		again, err := store.Open(t.Context(), store.Config{DSN: dsn})
-		if again != nil {
-			_ = again.Close()
-		}
-		require.Error(t, err)
-		assert.ErrorIs(t, err, store.ErrSchemaTooNew)
-		assert.Nil(t, again)
+			again, err := store.Open(t.Context(), store.Config{DSN: dsn})
+			if again != nil {
+				_ = again.Close()
+			}
+			require.Error(t, err)
+			assert.ErrorIs(t, err, store.ErrSchemaTooNew)
+			assert.Nil(t, again)
+		})
 	})
 }

@@ -137,12 +137,12 @@ func (tx *Tx) NodeStatuses(ctx context.Context) (map[string]NodeStatus, error) {
 // overwrites a newer one; otherwise it returns ErrStaleGeneration and writes
 // nothing. It never changes the dn's desired state or generation.
 func (tx *Tx) PutDNStatus(ctx context.Context, id vda.DNID, st NodeStatus) error {
-	return tx.putNodeStatus(ctx, string(id), st)
+	return tx.putNodeStatus(ctx, kindDN, string(id), st)
 }
 
 // PutCNStatus records a cn's report; see PutDNStatus.
 func (tx *Tx) PutCNStatus(ctx context.Context, id vda.CNID, st NodeStatus) error {
-	return tx.putNodeStatus(ctx, string(id), st)
+	return tx.putNodeStatus(ctx, kindCN, string(id), st)
 }
 
 func (tx *Tx) insertNode(ctx context.Context, kind nodeKind, s *NodeSpec) (string, error) {
@@ -189,7 +189,7 @@ func (tx *Tx) updateNode(ctx context.Context, kind nodeKind, id string, s *NodeS
 		Set("trsvcid = ?", s.Listener.TrSvcID).
 		Set("location = ?", s.Location).
 		Set("offline = ?", s.Offline).
-		Set("hash_code = ?", int32(s.HashCode)).
+		Set("hash_code = ?", s.HashCode).
 		Set("description = ?", s.Description).
 		Set("generation = generation + 1").
 		Where("id = ?", id).Where("kind = ?", kind).Where("generation = ?", s.Generation).
@@ -234,7 +234,7 @@ func (tx *Tx) nodeStatus(ctx context.Context, id string) (NodeStatus, error) {
 	return r.status(), nil
 }
 
-func (tx *Tx) putNodeStatus(ctx context.Context, id string, st NodeStatus) error {
+func (tx *Tx) putNodeStatus(ctx context.Context, kind nodeKind, id string, st NodeStatus) error {
 	// The guard reads the node's generation in the same statement, so a
 	// desired-state change committed before this write makes it a no-op.
 	res, err := tx.tx.NewUpdate().Table("node_status").
@@ -245,7 +245,7 @@ func (tx *Tx) putNodeStatus(ctx context.Context, id string, st NodeStatus) error
 		Set("reported_at = ?", millis(st.ReportedAt)).
 		Where("node_id = ?", id).
 		Where("generation <= ?", st.Generation).
-		Where("? = (SELECT n.generation FROM node AS n WHERE n.id = ?)", st.Generation, id).
+		Where("? = (SELECT n.generation FROM node AS n WHERE n.id = ? AND n.kind = ?)", st.Generation, id, kind).
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("put status of node %s: %w", id, err)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -127,19 +128,24 @@ var cnAPI = nodeAPI{
 
 var nodeAPIs = []nodeAPI{dnAPI, cnAPI}
 
-// eachNodeKind runs fn per backend and per node kind, each with a fresh
-// store.
+// eachNodeKind runs fn per backend, on one fresh store, for each node kind
+// in turn: dns and cns are apart, so the kinds share the store.
 func eachNodeKind(t *testing.T, fn func(t *testing.T, db *store.DB, api nodeAPI)) {
 	t.Helper()
-	for _, api := range nodeAPIs {
-		t.Run(api.kind, func(t *testing.T) {
-			t.Parallel()
-			storetest.Each(t, func(t *testing.T, db *store.DB) {
-				t.Parallel()
-				fn(t, db, api)
-			})
-		})
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		for _, api := range nodeAPIs {
+			t.Run(api.kind, func(t *testing.T) { fn(t, db, api) })
+		}
+	})
+}
+
+// otherKind returns the API of the other node kind.
+func (api nodeAPI) other() nodeAPI {
+	if api.kind == "dn" {
+		return cnAPI
 	}
+	return dnAPI
 }
 
 func (api nodeAPI) mustInsert(t *testing.T, db *store.DB, s store.NodeSpec) node {
@@ -177,13 +183,22 @@ func TestNodeInsertAndGet(t *testing.T) {
 
 		st := view(t, db, func(ctx context.Context, tx *store.Tx) (store.NodeStatus, error) { return api.status(ctx, tx, n.id) })
 		assert.Equal(t, store.NodeStatus{Health: store.HealthUnknown}, st, "a new node's status")
-	})
-}
 
-func TestNodeFieldLimits(t *testing.T) {
-	t.Parallel()
-	eachNodeKind(t, func(t *testing.T, db *store.DB, api nodeAPI) {
-		tests := []struct {
+		t.Run("duplicate name", func(t *testing.T) {
+			dup := nodeSpec("node-1")
+			dup.Location = "elsewhere"
+			err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
+				_, err := api.insert(ctx, tx, &dup)
+				return err
+			})
+			require.Error(t, err)
+			assert.ErrorIs(t, err, vda.ErrAlreadyExists)
+			assert.Equal(t, n, api.mustGet(t, db, n.id), "the first node is untouched")
+			all := view(t, db, func(ctx context.Context, tx *store.Tx) ([]node, error) { return api.list(ctx, tx, store.Page{}) })
+			assert.Equal(t, []node{n}, all, "and alone")
+		})
+
+		limits := []struct {
 			name   string
 			modify func(s *store.NodeSpec)
 		}{
@@ -192,38 +207,72 @@ func TestNodeFieldLimits(t *testing.T) {
 			{"hash code above int32", func(s *store.NodeSpec) { s.HashCode = 1 << 31 }},
 			{"longest name", func(s *store.NodeSpec) { s.Name = strings.Repeat("n", vda.MaxNameLen) }},
 			{"longest description", func(s *store.NodeSpec) {
-				s.Description = string(slices.Repeat([]rune{'é'}, vda.MaxDescriptionLen/2))
+				s.Description = strings.Repeat("é", vda.MaxDescriptionLen/2) // 1024 bytes
 			}},
 		}
-		for i, tt := range tests {
+		for i, tt := range limits {
 			t.Run(tt.name, func(t *testing.T) {
-				spec := nodeSpec(string(rune('a' + i)))
+				spec := nodeSpec(fmt.Sprintf("limit-%d", i))
 				tt.modify(&spec)
 				n := api.mustInsert(t, db, spec)
 				got := api.mustGet(t, db, n.id)
 				assert.Equal(t, n, got)
 				assert.Equal(t, spec.HashCode, got.HashCode)
+				assert.Equal(t, spec.Description, got.Description)
 			})
 		}
+	})
+}
+
+func TestDNAndCNShareNames(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		dn := insertDN(t, db, "node")
+		cn := insertCN(t, db, "node")
+		assert.NotEqual(t, string(dn.ID), string(cn.ID))
+		gotDN := view(t, db, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DN(ctx, "node") })
+		gotCN := view(t, db, func(ctx context.Context, tx *store.Tx) (store.CN, error) { return tx.CN(ctx, "node") })
+		assert.Equal(t, dn, gotDN)
+		assert.Equal(t, cn, gotCN)
+		assert.Equal(t, store.Counts{DNs: 1, CNs: 1}, counts(t, db))
+
+		// DeleteDN of a dn that still has a pd fails through the foreign
+		// key and leaves it all in place.
+		pd := insertPD(t, db, dn.ID, "pd")
+		err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error { return tx.DeleteDN(ctx, dn) })
+		require.Error(t, err)
+		assert.ErrorIs(t, err, vda.ErrFailedPrecondition)
+		assert.Equal(t, dn, view(t, db, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DNByID(ctx, dn.ID) }))
+		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.NodeStatus, error) { return tx.DNStatus(ctx, dn.ID) })
+		assert.NoError(t, err, "the dn's status remains")
+		assert.Equal(t, pd, getPD(t, db, pd.ID))
+
+		// Without the pd the dn goes, and the cn of the same name stays.
+		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
+			if err := tx.DeletePD(ctx, pd); err != nil {
+				return err
+			}
+			return tx.DeleteDN(ctx, dn)
+		})
+		assert.Equal(t, store.Counts{CNs: 1}, counts(t, db))
+		assert.Equal(t, cn, view(t, db, func(ctx context.Context, tx *store.Tx) (store.CN, error) { return tx.CN(ctx, "node") }))
 	})
 }
 
 func TestNodeNotFound(t *testing.T) {
 	t.Parallel()
 	eachNodeKind(t, func(t *testing.T, db *store.DB, api nodeAPI) {
-		other := cnAPI
-		if api.kind == "cn" {
-			other = dnAPI
-		}
 		// A node of the other kind is not found through this kind's doors.
-		o := other.mustInsert(t, db, nodeSpec("other"))
+		other := api.other()
+		o := other.mustInsert(t, db, nodeSpec("other-"+api.kind))
 		tests := []struct {
 			name string
 			fn   func(ctx context.Context, tx *store.Tx) (node, error)
 		}{
 			{"by name", func(ctx context.Context, tx *store.Tx) (node, error) { return api.get(ctx, tx, "nobody") }},
 			{"by id", func(ctx context.Context, tx *store.Tx) (node, error) { return api.byID(ctx, tx, missingID(1)) }},
-			{"other kind by name", func(ctx context.Context, tx *store.Tx) (node, error) { return api.get(ctx, tx, "other") }},
+			{"other kind by name", func(ctx context.Context, tx *store.Tx) (node, error) { return api.get(ctx, tx, o.Name) }},
 			{"other kind by id", func(ctx context.Context, tx *store.Tx) (node, error) { return api.byID(ctx, tx, o.id) }},
 		}
 		for _, tt := range tests {
@@ -248,6 +297,7 @@ func TestNodeNotFound(t *testing.T) {
 			{"delete", func(ctx context.Context, tx *store.Tx) error {
 				return api.delete(ctx, tx, node{id: missingID(4), NodeSpec: store.NodeSpec{Generation: 1}})
 			}},
+			// Not a conflict, which Update would retry in vain.
 			{"update other kind", func(ctx context.Context, tx *store.Tx) error {
 				n := o
 				return api.update(ctx, tx, &n)
@@ -265,40 +315,8 @@ func TestNodeNotFound(t *testing.T) {
 			})
 		}
 		assert.Equal(t, o, other.mustGet(t, db, o.id), "the other kind's node is untouched")
-	})
-}
-
-func TestNodeDuplicateName(t *testing.T) {
-	t.Parallel()
-	eachNodeKind(t, func(t *testing.T, db *store.DB, api nodeAPI) {
-		first := api.mustInsert(t, db, nodeSpec("twin"))
-		dup := nodeSpec("twin")
-		dup.Location = "elsewhere"
-		err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
-			_, err := api.insert(ctx, tx, &dup)
-			return err
-		})
-		require.Error(t, err)
-		assert.ErrorIs(t, err, vda.ErrAlreadyExists)
-		all := view(t, db, func(ctx context.Context, tx *store.Tx) ([]node, error) { return api.list(ctx, tx, store.Page{}) })
-		assert.Equal(t, []node{first}, all, "the first node alone remains")
-	})
-}
-
-func TestDNAndCNShareNames(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dn := insertDN(t, db, "node")
-		cn := insertCN(t, db, "node")
-		assert.NotEqual(t, string(dn.ID), string(cn.ID))
-		gotDN := view(t, db, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DN(ctx, "node") })
-		gotCN := view(t, db, func(ctx context.Context, tx *store.Tx) (store.CN, error) { return tx.CN(ctx, "node") })
-		assert.Equal(t, dn, gotDN)
-		assert.Equal(t, cn, gotCN)
-		c := counts(t, db)
-		assert.Equal(t, 1, c.DNs)
-		assert.Equal(t, 1, c.CNs)
+		_, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.NodeStatus, error) { return other.status(ctx, tx, o.id) })
+		assert.NoError(t, err, "and keeps its status")
 	})
 }
 
@@ -308,53 +326,68 @@ var byteOrderNames = []string{"b", "B", "a", "A", "a-1", "a_1", "a.1", "a1", "0"
 
 func TestNodeListOrderAndPages(t *testing.T) {
 	t.Parallel()
-	eachNodeKind(t, func(t *testing.T, db *store.DB, api nodeAPI) {
-		other := cnAPI
-		if api.kind == "cn" {
-			other = dnAPI
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		// A node of each kind that the other kind's list must not show.
+		only := map[string]string{
+			"dn": insertDN(t, db, "dn-only").Name,
+			"cn": insertCN(t, db, "cn-only").Name,
 		}
-		other.mustInsert(t, db, nodeSpec("a-0")) // not listed with this kind
-		shuffled := slices.Clone(byteOrderNames)
-		rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		ids := map[string]string{}
-		for _, name := range shuffled {
-			ids[name] = api.mustInsert(t, db, nodeSpec(name)).id
-		}
-		want := slices.Clone(byteOrderNames)
-		slices.Sort(want) // Go compares strings bytewise
-		list := func(p store.Page) []string {
-			nodes := view(t, db, func(ctx context.Context, tx *store.Tx) ([]node, error) { return api.list(ctx, tx, p) })
-			for _, n := range nodes {
-				assert.Equal(t, ids[n.Name], n.id, "id of %s", n.Name)
-			}
-			return names(nodes, func(n node) string { return n.Name })
-		}
+		for _, api := range nodeAPIs {
+			t.Run(api.kind, func(t *testing.T) {
+				shuffled := slices.Clone(byteOrderNames)
+				rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+				ids := map[string]string{only[api.kind]: view(t, db, func(ctx context.Context, tx *store.Tx) (node, error) {
+					return api.get(ctx, tx, only[api.kind])
+				}).id}
+				mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
+					for _, name := range shuffled {
+						s := nodeSpec(name)
+						id, err := api.insert(ctx, tx, &s)
+						if err != nil {
+							return err
+						}
+						ids[name] = id
+					}
+					return nil
+				})
+				want := append(slices.Clone(byteOrderNames), only[api.kind])
+				slices.Sort(want) // Go compares strings bytewise
+				list := func(p store.Page) []string {
+					nodes := view(t, db, func(ctx context.Context, tx *store.Tx) ([]node, error) { return api.list(ctx, tx, p) })
+					for _, n := range nodes {
+						assert.Equal(t, ids[n.Name], n.id, "id of %s", n.Name)
+					}
+					return names(nodes, func(n node) string { return n.Name })
+				}
 
-		assert.Equal(t, want, list(store.Page{}), "no limit")
-		for _, limit := range []int{1, 2, 5, len(want), len(want) + 1} {
-			pages := pageAll(t, limit, list)
-			assert.Equal(t, want, slices.Concat(pages...), "limit %d", limit)
-			assert.Len(t, pages, (len(want)+limit-1)/limit, "limit %d", limit)
-		}
-		tests := []struct {
-			name string
-			page store.Page
-			want []string
-		}{
-			{"after A", store.Page{After: "A"}, want[slices.Index(want, "A")+1:]},
-			{"after a name that is not there", store.Page{After: "a-", Limit: 3}, []string{"a-1", "a-10", "a-2"}},
-			{"after the last", store.Page{After: "z"}, []string{}},
-			{"after everything", store.Page{After: "~", Limit: 2}, []string{}},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				assert.Equal(t, tt.want, list(tt.page))
+				assert.Equal(t, want, list(store.Page{}), "no limit")
+				for _, limit := range []int{1, 2, 5, len(want), len(want) + 1} {
+					pages := pageAll(t, limit, list)
+					assert.Equal(t, want, slices.Concat(pages...), "limit %d", limit)
+					assert.Len(t, pages, (len(want)+limit-1)/limit, "limit %d", limit)
+				}
+				tests := []struct {
+					name string
+					page store.Page
+					want []string
+				}{
+					{"after A", store.Page{After: "A"}, want[slices.Index(want, "A")+1:]},
+					{"after a name that is not there", store.Page{After: "a-", Limit: 3}, []string{"a-1", "a-10", "a-2"}},
+					{"after the last", store.Page{After: "z"}, []string{}},
+					{"after everything", store.Page{After: "~", Limit: 2}, []string{}},
+				}
+				for _, tt := range tests {
+					t.Run(tt.name, func(t *testing.T) {
+						assert.Equal(t, tt.want, list(tt.page))
+					})
+				}
 			})
 		}
 	})
 }
 
-func TestNodeUpdate(t *testing.T) {
+func TestNodeUpdateAndTouch(t *testing.T) {
 	t.Parallel()
 	eachNodeKind(t, func(t *testing.T, db *store.DB, api nodeAPI) {
 		n := api.mustInsert(t, db, nodeSpec("n"))
@@ -392,44 +425,39 @@ func TestNodeUpdate(t *testing.T) {
 		err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return api.update(ctx, tx, &stale) })
 		assert.ErrorIs(t, err, store.ErrConflict)
 		assert.Equal(t, want, api.mustGet(t, db, n.id))
-	})
-}
 
-func TestNodeTouch(t *testing.T) {
-	t.Parallel()
-	eachNodeKind(t, func(t *testing.T, db *store.DB, api nodeAPI) {
-		n := api.mustInsert(t, db, nodeSpec("n"))
-		var gen uint64
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
-			var err error
-			gen, err = api.touch(ctx, tx, n.id, 1)
-			return err
-		})
-		assert.Equal(t, uint64(2), gen)
-		want := n
-		want.Generation = 2
-		assert.Equal(t, want, api.mustGet(t, db, n.id), "touch changes the generation alone")
-
-		err := once(t, db, func(ctx context.Context, tx *store.Tx) error {
-			_, err := api.touch(ctx, tx, n.id, 1)
-			return err
-		})
-		assert.ErrorIs(t, err, store.ErrConflict)
-		assert.ErrorIs(t, err, vda.ErrStaleGeneration)
-		assert.Equal(t, want, api.mustGet(t, db, n.id), "a stale touch changes nothing")
-
-		// Several touches in one transaction each move it on.
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
-			g := uint64(2)
-			for range 3 {
+		t.Run("touch", func(t *testing.T) {
+			var gen uint64
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
 				var err error
-				if g, err = api.touch(ctx, tx, n.id, g); err != nil {
-					return err
+				gen, err = api.touch(ctx, tx, n.id, 2)
+				return err
+			})
+			assert.Equal(t, uint64(3), gen)
+			want.Generation = 3
+			assert.Equal(t, want, api.mustGet(t, db, n.id), "touch changes the generation alone")
+
+			err := once(t, db, func(ctx context.Context, tx *store.Tx) error {
+				_, err := api.touch(ctx, tx, n.id, 2)
+				return err
+			})
+			assert.ErrorIs(t, err, store.ErrConflict)
+			assert.ErrorIs(t, err, vda.ErrStaleGeneration)
+			assert.Equal(t, want, api.mustGet(t, db, n.id), "a stale touch changes nothing")
+
+			// Several touches in one transaction each move it on.
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
+				g := uint64(3)
+				for range 3 {
+					var err error
+					if g, err = api.touch(ctx, tx, n.id, g); err != nil {
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
+			assert.Equal(t, uint64(6), api.mustGet(t, db, n.id).Generation)
 		})
-		assert.Equal(t, uint64(5), api.mustGet(t, db, n.id).Generation)
 	})
 }
 
@@ -462,36 +490,11 @@ func TestNodeDelete(t *testing.T) {
 		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.NodeStatus, error) { return api.status(ctx, tx, keep.id) })
 		assert.NoError(t, err)
 
+		err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return api.delete(ctx, tx, got) })
+		assert.ErrorIs(t, err, vda.ErrNotFound, "deleting twice")
+
 		// The name is free again.
 		again := api.mustInsert(t, db, nodeSpec("doomed"))
 		assert.NotEqual(t, n.id, again.id)
-	})
-}
-
-func TestDeleteDNWithPD(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dn := insertDN(t, db, "dn")
-		pd := insertPD(t, db, dn.ID, "pd")
-		err := once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeleteDN(ctx, dn) })
-		require.Error(t, err)
-		assert.ErrorIs(t, err, vda.ErrFailedPrecondition)
-
-		got := view(t, db, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DNByID(ctx, dn.ID) })
-		assert.Equal(t, dn, got, "the dn remains")
-		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.NodeStatus, error) { return tx.DNStatus(ctx, dn.ID) })
-		assert.NoError(t, err, "and so does its status")
-		gotPD := view(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PDByID(ctx, pd.ID) })
-		assert.Equal(t, pd, gotPD)
-
-		// Without the pd the dn goes.
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
-			if err := tx.DeletePD(ctx, pd); err != nil {
-				return err
-			}
-			return tx.DeleteDN(ctx, dn)
-		})
-		assert.Equal(t, store.Counts{}, counts(t, db))
 	})
 }

@@ -26,7 +26,8 @@ func TestPDInsertAndGet(t *testing.T) {
 		before := time.Now()
 		pd := store.PD{
 			DNID: dn.ID, Name: "nvme0", Kind: store.PDNvme, PCIeAddr: "0000:3b:00.0", Offline: true,
-			Description: "NVMe — ディスク", Allocated: 999, Generation: 42, // both reset by the store
+			CapacityEstimate: 60 * vda.GiB, Description: "NVMe — ディスク",
+			Allocated: 999, Generation: 42, // both reset by the store
 		}
 		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.InsertPD(ctx, &pd) })
 		assert.Regexp(t, "^[0-9a-f]{16}$", string(pd.ID))
@@ -62,94 +63,87 @@ func TestPDInsertAndGet(t *testing.T) {
 			return tx.PDStatus(ctx, vda.PDID(missingID(3)))
 		})
 		assert.ErrorIs(t, err, vda.ErrNotFound)
-	})
-}
 
-func TestPDInsertErrors(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dn1, dn2 := insertDN(t, db, "dn1"), insertDN(t, db, "dn2")
-		first := insertPD(t, db, dn1.ID, "pd")
+		t.Run("errors", func(t *testing.T) {
+			dn1, dn2 := insertDN(t, db, "dn1"), insertDN(t, db, "dn2")
+			first := insertPD(t, db, dn1.ID, "pd")
+			before := counts(t, db)
 
-		tests := []struct {
-			name string
-			pd   store.PD
-			want error
-		}{
-			{"missing dn", newPD(vda.DNID(missingID(1)), "orphan"), vda.ErrFailedPrecondition},
-			{"taken name on the dn", newPD(dn1.ID, "pd"), vda.ErrAlreadyExists},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				pd := tt.pd
-				err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error { return tx.InsertPD(ctx, &pd) })
-				require.Error(t, err)
-				assert.ErrorIs(t, err, tt.want)
-			})
-		}
-		assert.Equal(t, 1, counts(t, db).PDs, "failed inserts leave nothing")
-		_, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, first.ID) })
-		assert.NoError(t, err)
-
-		other := insertPD(t, db, dn2.ID, "pd")
-		assert.NotEqual(t, first.ID, other.ID, "the same name on another dn is a different pd")
-		assert.Equal(t, other, view(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PD(ctx, dn2.ID, "pd") }))
-		assert.Equal(t, first, view(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PD(ctx, dn1.ID, "pd") }))
-	})
-}
-
-func TestPDByBackend(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dn1, dn2 := insertDN(t, db, "dn1"), insertDN(t, db, "dn2")
-		pds := []store.PD{
-			{DNID: dn1.ID, Name: "aio0", Kind: store.PDAio, Path: "/dev/sdb"},
-			{DNID: dn1.ID, Name: "aio1", Kind: store.PDAio, Path: "/var/lib/vda/disk.img"},
-			{DNID: dn1.ID, Name: "nvme0", Kind: store.PDNvme, PCIeAddr: "0000:3b:00.0"},
-			{DNID: dn1.ID, Name: "mem0", Kind: store.PDMalloc, Size: vda.GiB},
-			{DNID: dn2.ID, Name: "aio0", Kind: store.PDAio, Path: "/dev/sdc"},
-		}
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
-			for i := range pds {
-				if err := tx.InsertPD(ctx, &pds[i]); err != nil {
-					return err
-				}
+			tests := []struct {
+				name string
+				pd   store.PD
+				want error
+			}{
+				{"missing dn", newPD(vda.DNID(missingID(1)), "orphan"), vda.ErrFailedPrecondition},
+				{"taken name on the dn", newPD(dn1.ID, "pd"), vda.ErrAlreadyExists},
 			}
-			return nil
-		})
-		tests := []struct {
-			name       string
-			dn         vda.DNID
-			kind       store.PDKind
-			path, pcie string
-			want       int // index in pds, -1 for ErrNotFound
-		}{
-			{"aio by path", dn1.ID, store.PDAio, "/dev/sdb", "", 0},
-			{"aio file", dn1.ID, store.PDAio, "/var/lib/vda/disk.img", "", 1},
-			{"nvme by address", dn1.ID, store.PDNvme, "", "0000:3b:00.0", 2},
-			{"nvme ignores path", dn1.ID, store.PDNvme, "/dev/sdb", "0000:3b:00.0", 2},
-			{"other dn", dn2.ID, store.PDAio, "/dev/sdc", "", 4},
-			{"path on another dn", dn2.ID, store.PDAio, "/dev/sdb", "", -1},
-			{"unknown path", dn1.ID, store.PDAio, "/dev/sdz", "", -1},
-			{"unknown address", dn1.ID, store.PDNvme, "", "0000:af:00.0", -1},
-			{"aio path of an nvme", dn1.ID, store.PDAio, "", "0000:3b:00.0", -1},
-			{"malloc never shares", dn1.ID, store.PDMalloc, "", "", -1},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				got, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) {
-					return tx.PDByBackend(ctx, tt.dn, tt.kind, tt.path, tt.pcie)
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					pd := tt.pd
+					err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error { return tx.InsertPD(ctx, &pd) })
+					require.Error(t, err)
+					assert.ErrorIs(t, err, tt.want)
 				})
-				if tt.want < 0 {
-					assert.ErrorIs(t, err, vda.ErrNotFound)
-					return
+			}
+			assert.Equal(t, before, counts(t, db), "failed inserts leave nothing")
+			_, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, first.ID) })
+			assert.NoError(t, err)
+
+			other := insertPD(t, db, dn2.ID, "pd")
+			assert.NotEqual(t, first.ID, other.ID, "the same name on another dn is a different pd")
+			assert.Equal(t, other, view(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PD(ctx, dn2.ID, "pd") }))
+			assert.Equal(t, first, view(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PD(ctx, dn1.ID, "pd") }))
+		})
+
+		t.Run("by backend", func(t *testing.T) {
+			dn1, dn2 := insertDN(t, db, "backend1"), insertDN(t, db, "backend2")
+			pds := []store.PD{
+				{DNID: dn1.ID, Name: "aio0", Kind: store.PDAio, Path: "/dev/sdb"},
+				{DNID: dn1.ID, Name: "aio1", Kind: store.PDAio, Path: "/var/lib/vda/disk.img"},
+				{DNID: dn1.ID, Name: "nvme0", Kind: store.PDNvme, PCIeAddr: "0000:3b:00.0"},
+				{DNID: dn1.ID, Name: "mem0", Kind: store.PDMalloc, Size: vda.GiB},
+				{DNID: dn2.ID, Name: "aio0", Kind: store.PDAio, Path: "/dev/sdc"},
+			}
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
+				for i := range pds {
+					if err := tx.InsertPD(ctx, &pds[i]); err != nil {
+						return err
+					}
 				}
-				require.NoError(t, err)
-				assert.Equal(t, pds[tt.want], got)
+				return nil
 			})
-		}
+			tests := []struct {
+				name       string
+				dn         vda.DNID
+				kind       store.PDKind
+				path, pcie string
+				want       int // index in pds, -1 for ErrNotFound
+			}{
+				{"aio by path", dn1.ID, store.PDAio, "/dev/sdb", "", 0},
+				{"aio file", dn1.ID, store.PDAio, "/var/lib/vda/disk.img", "", 1},
+				{"nvme by address", dn1.ID, store.PDNvme, "", "0000:3b:00.0", 2},
+				{"nvme ignores path", dn1.ID, store.PDNvme, "/dev/sdb", "0000:3b:00.0", 2},
+				{"other dn", dn2.ID, store.PDAio, "/dev/sdc", "", 4},
+				{"path on another dn", dn2.ID, store.PDAio, "/dev/sdb", "", -1},
+				{"unknown path", dn1.ID, store.PDAio, "/dev/sdz", "", -1},
+				{"unknown address", dn1.ID, store.PDNvme, "", "0000:af:00.0", -1},
+				{"aio path of an nvme", dn1.ID, store.PDAio, "", "0000:3b:00.0", -1},
+				{"malloc never shares", dn1.ID, store.PDMalloc, "", "", -1},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					got, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) {
+						return tx.PDByBackend(ctx, tt.dn, tt.kind, tt.path, tt.pcie)
+					})
+					if tt.want < 0 {
+						assert.ErrorIs(t, err, vda.ErrNotFound)
+						return
+					}
+					require.NoError(t, err)
+					assert.Equal(t, pds[tt.want], got)
+				})
+			}
+		})
 	})
 }
 
@@ -182,6 +176,7 @@ func TestPDAllocate(t *testing.T) {
 
 		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.Allocate(ctx, &pd, 10) })
 		want := pd
+
 		t.Run("release below zero", func(t *testing.T) {
 			p := pd
 			err := once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.Allocate(ctx, &p, -11) })
@@ -190,6 +185,7 @@ func TestPDAllocate(t *testing.T) {
 			assert.Equal(t, want, p, "the caller's copy is unchanged")
 			assert.Equal(t, want, getPD(t, db, pd.ID))
 		})
+
 		t.Run("stale generation", func(t *testing.T) {
 			p := pd
 			p.Generation--
@@ -197,6 +193,7 @@ func TestPDAllocate(t *testing.T) {
 			assert.ErrorIs(t, err, store.ErrConflict)
 			assert.Equal(t, want, getPD(t, db, pd.ID))
 		})
+
 		t.Run("missing pd", func(t *testing.T) {
 			p := pd
 			p.ID = vda.PDID(missingID(1))
@@ -206,7 +203,7 @@ func TestPDAllocate(t *testing.T) {
 	})
 }
 
-func TestPDUpdate(t *testing.T) {
+func TestPDUpdateAndDelete(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
@@ -236,34 +233,30 @@ func TestPDUpdate(t *testing.T) {
 		missing.ID = vda.PDID(missingID(1))
 		err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.UpdatePD(ctx, &missing) })
 		assert.ErrorIs(t, err, vda.ErrNotFound)
-	})
-}
 
-func TestPDDelete(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dn := insertDN(t, db, "dn")
-		pd := insertPD(t, db, dn.ID, "pd")
-		keep := insertPD(t, db, dn.ID, "keep")
-		moved := pd
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.Allocate(ctx, &moved, 0) })
+		t.Run("delete", func(t *testing.T) {
+			dn := insertDN(t, db, "dn-delete")
+			pd := insertPD(t, db, dn.ID, "pd")
+			keep := insertPD(t, db, dn.ID, "keep")
+			moved := pd
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.Allocate(ctx, &moved, 0) })
 
-		err := once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeletePD(ctx, pd) })
-		assert.ErrorIs(t, err, store.ErrConflict)
-		assert.Equal(t, moved, getPD(t, db, pd.ID), "a stale delete leaves the pd")
-		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, pd.ID) })
-		assert.NoError(t, err, "and its status")
+			err := once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeletePD(ctx, pd) })
+			assert.ErrorIs(t, err, store.ErrConflict)
+			assert.Equal(t, moved, getPD(t, db, pd.ID), "a stale delete leaves the pd")
+			_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, pd.ID) })
+			assert.NoError(t, err, "and its status")
 
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeletePD(ctx, moved) })
-		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PDByID(ctx, pd.ID) })
-		assert.ErrorIs(t, err, vda.ErrNotFound)
-		_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, pd.ID) })
-		assert.ErrorIs(t, err, vda.ErrNotFound, "the status goes with the pd")
-		assert.Equal(t, keep, getPD(t, db, keep.ID))
+			mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeletePD(ctx, moved) })
+			_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PD, error) { return tx.PDByID(ctx, pd.ID) })
+			assert.ErrorIs(t, err, vda.ErrNotFound)
+			_, err = viewErr(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, pd.ID) })
+			assert.ErrorIs(t, err, vda.ErrNotFound, "the status goes with the pd")
+			assert.Equal(t, keep, getPD(t, db, keep.ID))
 
-		err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeletePD(ctx, moved) })
-		assert.ErrorIs(t, err, vda.ErrNotFound, "deleting twice")
+			err = once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeletePD(ctx, moved) })
+			assert.ErrorIs(t, err, vda.ErrNotFound, "deleting twice")
+		})
 	})
 }
 

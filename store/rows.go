@@ -30,7 +30,7 @@ type nodeRow struct {
 	TrSvcID     string   `bun:"trsvcid"`
 	Location    string   `bun:"location"`
 	Offline     bool     `bun:"offline"`
-	HashCode    int32    `bun:"hash_code"` // a uint32's bits: the column is a signed INTEGER
+	HashCode    uint32   `bun:"hash_code"`
 	Description string   `bun:"description"`
 	Generation  uint64   `bun:"generation"`
 	CreatedAt   int64    `bun:"created_at"`
@@ -43,7 +43,7 @@ func (r *nodeRow) spec() NodeSpec {
 		Listener:    Listener{TrType: r.TrType, AdrFam: r.AdrFam, TrAddr: r.TrAddr, TrSvcID: r.TrSvcID},
 		Location:    r.Location,
 		Offline:     r.Offline,
-		HashCode:    uint32(r.HashCode),
+		HashCode:    r.HashCode,
 		Description: r.Description,
 		Generation:  r.Generation,
 		CreatedAt:   fromMillis(r.CreatedAt),
@@ -62,7 +62,7 @@ func newNodeRow(kind nodeKind, id string, s NodeSpec) *nodeRow {
 		TrSvcID:     s.Listener.TrSvcID,
 		Location:    s.Location,
 		Offline:     s.Offline,
-		HashCode:    int32(s.HashCode),
+		HashCode:    s.HashCode,
 		Description: s.Description,
 		Generation:  s.Generation,
 		CreatedAt:   millis(s.CreatedAt),

@@ -87,36 +87,49 @@ func TestNodeStatusGenerations(t *testing.T) {
 			return api.status(ctx, tx, missingID(1))
 		})
 		assert.ErrorIs(t, err, vda.ErrNotFound)
-	})
-}
 
-// A report and a desired-state change in one transaction: the report must
-// name the generation the change left.
-func TestNodeStatusAfterUpdateInOneTx(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		dn := insertDN(t, db, "dn")
-		err := once(t, db, func(ctx context.Context, tx *store.Tx) error {
-			d := dn
-			if err := tx.UpdateDN(ctx, &d); err != nil {
-				return err
-			}
-			return tx.PutDNStatus(ctx, dn.ID, store.NodeStatus{Health: store.HealthOK, Generation: 1})
+		// A change and a report in one transaction: the report must name
+		// the generation the change left.
+		t.Run("after an update in the same transaction", func(t *testing.T) {
+			cur := api.mustGet(t, db, n.id)
+			err := once(t, db, func(ctx context.Context, tx *store.Tx) error {
+				c := cur
+				c.Location = "moved"
+				if err := api.update(ctx, tx, &c); err != nil {
+					return err
+				}
+				return api.put(ctx, tx, n.id, store.NodeStatus{Health: store.HealthOK, Generation: cur.Generation})
+			})
+			assert.ErrorIs(t, err, vda.ErrStaleGeneration)
+			assert.Equal(t, cur, api.mustGet(t, db, n.id), "the whole transaction rolled back")
+			assert.Equal(t, st2, status())
 		})
-		assert.ErrorIs(t, err, vda.ErrStaleGeneration)
-		assert.Equal(t, dn, view(t, db, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DNByID(ctx, dn.ID) }),
-			"the whole transaction rolled back")
 	})
 }
 
-func TestPDStatus(t *testing.T) {
+func TestStatusMaps(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		t.Parallel()
-		dn := insertDN(t, db, "dn")
+		nodeStatuses := func() map[string]store.NodeStatus {
+			return view(t, db, func(ctx context.Context, tx *store.Tx) (map[string]store.NodeStatus, error) {
+				return tx.NodeStatuses(ctx)
+			})
+		}
+		pdStatuses := func() map[vda.PDID]store.PDStatus {
+			return view(t, db, func(ctx context.Context, tx *store.Tx) (map[vda.PDID]store.PDStatus, error) {
+				return tx.PDStatuses(ctx)
+			})
+		}
+		assert.Empty(t, nodeStatuses())
+		assert.Empty(t, pdStatuses())
+
+		dn, cn := insertDN(t, db, "dn"), insertCN(t, db, "cn")
+		gone := insertDN(t, db, "gone")
 		pd := insertPD(t, db, dn.ID, "pd")
 		other := insertPD(t, db, dn.ID, "other")
+		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeleteDN(ctx, gone) })
+
 		at := time.UnixMilli(1_700_000_000_456).UTC()
 		st := store.PDStatus{Health: store.HealthOK, ReportedAt: at, Capacity: 60 * vda.GiB, Free: 1 << 40}
 		for range 2 { // the same report twice is fine
@@ -125,42 +138,18 @@ func TestPDStatus(t *testing.T) {
 		got := view(t, db, func(ctx context.Context, tx *store.Tx) (store.PDStatus, error) { return tx.PDStatus(ctx, pd.ID) })
 		assert.Equal(t, st, got)
 		assert.Equal(t, pd, getPD(t, db, pd.ID), "a status write leaves the pd's generation")
-		assert.Equal(t, dn, view(t, db, func(ctx context.Context, tx *store.Tx) (store.DN, error) { return tx.DNByID(ctx, dn.ID) }))
-
 		err := db.Update(t.Context(), func(ctx context.Context, tx *store.Tx) error {
 			return tx.PutPDStatus(ctx, vda.PDID(missingID(1)), st)
 		})
 		assert.ErrorIs(t, err, vda.ErrNotFound)
 
-		all := view(t, db, func(ctx context.Context, tx *store.Tx) (map[vda.PDID]store.PDStatus, error) {
-			return tx.PDStatuses(ctx)
-		})
-		assert.Equal(t, map[vda.PDID]store.PDStatus{pd.ID: st, other.ID: {Health: store.HealthUnknown}}, all)
-	})
-}
-
-func TestNodeStatuses(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		t.Parallel()
-		empty := view(t, db, func(ctx context.Context, tx *store.Tx) (map[string]store.NodeStatus, error) {
-			return tx.NodeStatuses(ctx)
-		})
-		assert.Empty(t, empty)
-
-		dn, cn := insertDN(t, db, "dn"), insertCN(t, db, "cn")
-		gone := insertDN(t, db, "gone")
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.DeleteDN(ctx, gone) })
-		at := time.UnixMilli(1_700_000_000_789).UTC()
 		failed := store.NodeStatus{Health: store.HealthFailed, Error: "no heartbeat", Generation: 1, ReportedAt: at}
 		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.PutCNStatus(ctx, cn.ID, failed) })
 
-		all := view(t, db, func(ctx context.Context, tx *store.Tx) (map[string]store.NodeStatus, error) {
-			return tx.NodeStatuses(ctx)
-		})
 		assert.Equal(t, map[string]store.NodeStatus{
 			string(dn.ID): {Health: store.HealthUnknown},
 			string(cn.ID): failed,
-		}, all)
+		}, nodeStatuses())
+		assert.Equal(t, map[vda.PDID]store.PDStatus{pd.ID: st, other.ID: {Health: store.HealthUnknown}}, pdStatuses())
 	})
 }
