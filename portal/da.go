@@ -203,6 +203,7 @@ func (s *Service) DeleteDa(ctx context.Context, req *connect.Request[vdav1.Delet
 		if err := t.arrayCNs(ctx, da.ID); err != nil {
 			return err
 		}
+		// An exporter created since CountExps fails the delete.
 		return tx.DeleteDA(ctx, da)
 	})
 	if err != nil {

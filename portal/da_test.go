@@ -316,11 +316,15 @@ func TestCreateDaExhausted(t *testing.T) {
 				want:  []string{"need 2 vds", "found 1 eligible dn (2 pds: 1 offline)"},
 			},
 			{
-				name:  "a pd offline",
-				setup: func(t *testing.T) { must(t, c.ModifyPd, &vdav1.ModifyPdRequest{DnName: "d2", Name: "p1", Offline: ptr(true)}) },
-				undo:  func(t *testing.T) { must(t, c.ModifyPd, &vdav1.ModifyPdRequest{DnName: "d2", Name: "p1", Offline: ptr(false)}) },
-				req:   daReq("x", 8<<20, 2, 1),
-				want:  []string{"found 1 eligible dn (2 pds: 1 offline)"},
+				name: "a pd offline",
+				setup: func(t *testing.T) {
+					must(t, c.ModifyPd, &vdav1.ModifyPdRequest{DnName: "d2", Name: "p1", Offline: ptr(true)})
+				},
+				undo: func(t *testing.T) {
+					must(t, c.ModifyPd, &vdav1.ModifyPdRequest{DnName: "d2", Name: "p1", Offline: ptr(false)})
+				},
+				req:  daReq("x", 8<<20, 2, 1),
+				want: []string{"found 1 eligible dn (2 pds: 1 offline)"},
 			},
 			{
 				name:  "a dn failed",

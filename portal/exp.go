@@ -27,6 +27,7 @@ func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.Crea
 			return err
 		}
 		exp := store.Exp{DAID: da.ID, Name: m.GetName(), HostNQN: m.GetHostNqn(), Description: m.GetDescription()}
+		// An array deleted since it was read fails the insert.
 		if err := tx.InsertExp(ctx, &exp); err != nil {
 			return fmt.Errorf("da %s: %w", da.Name, err)
 		}

@@ -42,6 +42,7 @@ func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.Creat
 		if kind == store.PDMalloc {
 			pd.CapacityEstimate = vda.EstimatedLvstoreCapacity(size)
 		}
+		// A dn deleted since it was read fails the insert.
 		if err := tx.InsertPD(ctx, &pd); err != nil {
 			return err
 		}

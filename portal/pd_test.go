@@ -173,7 +173,10 @@ func TestPdNotFound(t *testing.T) {
 				_, err := do(t, c.ModifyPd, &vdav1.ModifyPdRequest{DnName: "d1", Name: "p1", Offline: ptr(true)})
 				return err
 			}, "dn d1: pd p1"},
-			{"delete", func() error { _, err := do(t, c.DeletePd, &vdav1.DeletePdRequest{DnName: "d1", Name: "p1"}); return err }, "dn d1: pd p1"},
+			{"delete", func() error {
+				_, err := do(t, c.DeletePd, &vdav1.DeletePdRequest{DnName: "d1", Name: "p1"})
+				return err
+			}, "dn d1: pd p1"},
 			{"list on a missing dn", func() error { _, err := do(t, c.ListPd, &vdav1.ListPdRequest{DnName: "nope"}); return err }, "dn nope"},
 		}
 		for _, tt := range tests {

@@ -35,7 +35,7 @@ func (tx *Tx) InsertDA(ctx context.Context, da *DA, vds []VD, cntlrs []Cntlr) er
 			sts[i] = objStatusRow{ID: string(v.ID), Health: HealthUnknown}
 		}
 		if _, err := tx.tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
-			return fmt.Errorf("insert vds of da %s: %w", da.Name, err)
+			return classify(fmt.Errorf("insert vds of da %s: %w", da.Name, err))
 		}
 		if err := tx.insertObjStatuses(ctx, "vd_status", "vd_id", sts); err != nil {
 			return err
@@ -52,7 +52,7 @@ func (tx *Tx) InsertDA(ctx context.Context, da *DA, vds []VD, cntlrs []Cntlr) er
 			sts[i] = objStatusRow{ID: string(c.ID), Health: HealthUnknown}
 		}
 		if _, err := tx.tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
-			return fmt.Errorf("insert controllers of da %s: %w", da.Name, err)
+			return classify(fmt.Errorf("insert controllers of da %s: %w", da.Name, err))
 		}
 		if err := tx.insertObjStatuses(ctx, "cntlr_status", "cntlr_id", sts); err != nil {
 			return err
@@ -135,7 +135,7 @@ func (tx *Tx) DeleteDA(ctx context.Context, da DA) error {
 		{"da", "id = ?"},
 	} {
 		if _, err := tx.tx.NewDelete().Table(q.table).Where(q.where, da.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("delete da %s: %s: %w", da.Name, q.table, err)
+			return classify(fmt.Errorf("delete da %s: %s: %w", da.Name, q.table, err))
 		}
 	}
 	return nil

@@ -8,9 +8,11 @@
 //     the typed query surface and lives only inside that call.
 //   - Optimistic concurrency: every row carries a generation. A write names
 //     the generation it read and fails with [ErrConflict] if the row moved
-//     on; Update then runs the whole function again (so it must be safe to
-//     re-run and must do nothing outside the transaction). Database-level
-//     serialization failures and deadlocks are retried the same way.
+//     on or is gone; Update then runs the whole function again (so it must
+//     be safe to re-run and must do nothing outside the transaction), and
+//     the fresh read reports what is true now. A foreign-key violation (a
+//     parent deleted, or a child added, since the function read it) is
+//     retried the same way, as are serialization failures and deadlocks.
 //   - Every dn and cn generation increments with every change touching the
 //     node; agents apply desired state per node generation.
 //   - Desired state and observed status are separate tables; a status write

@@ -259,11 +259,25 @@ func (tx *Tx) putNodeStatus(ctx context.Context, kind nodeKind, id string, st No
 	return nil
 }
 
-// guarded interprets a generation-guarded UPDATE or DELETE: no row affected
-// means the row is gone (ErrNotFound) or changed (ErrConflict).
+// guarded interprets a generation-guarded UPDATE or DELETE. No row matched
+// means the transaction's read is stale: the row changed since, or it is
+// gone. Both are ErrConflict, so Update runs the transaction again and the
+// fresh read reports what is true now (a gone row: ErrNotFound, with the
+// caller's own words). A gone row also wraps vda.ErrNotFound, which is what
+// the caller sees if it keeps failing (an id that never existed).
 func (tx *Tx) guarded(ctx context.Context, res sql.Result, err error, table, id, what string) error {
+	return tx.guardedWhere(ctx, res, err, what, tx.tx.NewSelect().Table(table).Where("id = ?", id))
+}
+
+// guardedNode is guarded for the node table, where a node of the other kind
+// counts as gone.
+func (tx *Tx) guardedNode(ctx context.Context, res sql.Result, err error, kind nodeKind, id, what string) error {
+	return tx.guardedWhere(ctx, res, err, what, tx.tx.NewSelect().Table("node").Where("id = ?", id).Where("kind = ?", kind))
+}
+
+func (tx *Tx) guardedWhere(ctx context.Context, res sql.Result, err error, what string, row *bun.SelectQuery) error {
 	if err != nil {
-		return fmt.Errorf("write %s: %w", what, err)
+		return classify(fmt.Errorf("write %s: %w", what, err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -272,31 +286,14 @@ func (tx *Tx) guarded(ctx context.Context, res sql.Result, err error, table, id,
 	if n > 0 {
 		return nil
 	}
-	exists, err := tx.tx.NewSelect().Table(table).Where("id = ?", id).Exists(ctx)
+	exists, err := row.Exists(ctx)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", what, err)
 	}
 	if !exists {
-		return fmt.Errorf("%s: %w", what, vda.ErrNotFound)
+		return fmt.Errorf("%s: %w (deleted meanwhile: %w)", what, vda.ErrNotFound, ErrConflict)
 	}
 	return fmt.Errorf("%s: %w", what, ErrConflict)
-}
-
-// guardedNode is guarded for the node table, where a node of the other kind
-// is as good as missing: ErrNotFound, not a conflict to retry.
-func (tx *Tx) guardedNode(ctx context.Context, res sql.Result, err error, kind nodeKind, id, what string) error {
-	err = tx.guarded(ctx, res, err, "node", id, what)
-	if !errors.Is(err, ErrConflict) {
-		return err
-	}
-	exists, xerr := tx.tx.NewSelect().Table("node").Where("id = ?", id).Where("kind = ?", kind).Exists(ctx)
-	if xerr != nil {
-		return fmt.Errorf("write %s: %w", what, xerr)
-	}
-	if !exists {
-		return fmt.Errorf("%s: %w", what, vda.ErrNotFound)
-	}
-	return err
 }
 
 // paged orders q by col and applies p.
@@ -311,13 +308,15 @@ func paged(q *bun.SelectQuery, col string, p Page) *bun.SelectQuery {
 	return q
 }
 
-// wrapUnique rewrites a unique violation into a clear ErrAlreadyExists.
+// wrapUnique classifies an insert's error, and rewrites a unique violation
+// into a clear ErrAlreadyExists about the subject.
 func wrapUnique(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	if c := classify(err); errors.Is(c, vda.ErrAlreadyExists) {
+	c := classify(err)
+	if errors.Is(c, vda.ErrAlreadyExists) {
 		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), vda.ErrAlreadyExists)
 	}
-	return err
+	return c
 }

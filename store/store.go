@@ -209,7 +209,7 @@ var errRetry = errors.New("transaction conflict")
 // classify turns driver errors into the sentinels callers branch on, keeping
 // the driver error in the chain for the message.
 func classify(err error) error {
-	if err == nil || errors.Is(err, vda.ErrAlreadyExists) || errors.Is(err, errRetry) {
+	if err == nil || errors.Is(err, vda.ErrAlreadyExists) || errors.Is(err, errRetry) || errors.Is(err, vda.ErrFailedPrecondition) {
 		return err
 	}
 	var pgErr *pgconn.PgError
@@ -221,7 +221,7 @@ func classify(err error) error {
 		case "23505":
 			return fmt.Errorf("%w: %w", vda.ErrAlreadyExists, err)
 		case "23503":
-			return fmt.Errorf("%w: %w", vda.ErrFailedPrecondition, err)
+			return fkViolation(err)
 		case "40001", "40P01":
 			return fmt.Errorf("%w: %w", errRetry, err)
 		}
@@ -230,7 +230,7 @@ func classify(err error) error {
 		case 1062:
 			return fmt.Errorf("%w: %w", vda.ErrAlreadyExists, err)
 		case 1451, 1452:
-			return fmt.Errorf("%w: %w", vda.ErrFailedPrecondition, err)
+			return fkViolation(err)
 		case 1213, 1205:
 			return fmt.Errorf("%w: %w", errRetry, err)
 		}
@@ -239,12 +239,22 @@ func classify(err error) error {
 		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE, code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w: %w", vda.ErrAlreadyExists, err)
 		case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return fmt.Errorf("%w: %w", vda.ErrFailedPrecondition, err)
+			return fkViolation(err)
 		case code&0xff == sqlite3.SQLITE_BUSY, code&0xff == sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%w: %w", errRetry, err)
 		}
 	}
 	return err
+}
+
+// fkViolation classifies a foreign-key violation. Callers read a row's
+// parent (or check its children) in the same transaction before they write,
+// so a violation means a concurrent transaction deleted the parent (or added
+// a child) since: a conflict, retried like one, after which the fresh read
+// answers in the caller's words. If it persists it is
+// vda.ErrFailedPrecondition.
+func fkViolation(err error) error {
+	return fmt.Errorf("%w: %w: %w", vda.ErrFailedPrecondition, errRetry, err)
 }
 
 func retryable(err error) bool {
