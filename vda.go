@@ -157,6 +157,23 @@ func VDNQN(id VDID) string { return NQNPrefix + ":vd-" + string(id) }
 // tell their objects from foreign ones.
 const ControlPlaneName = "vda"
 
+// FormatSize renders n bytes for a person: below 1 KiB as "512 B",
+// otherwise with one decimal in the largest binary unit that keeps the value
+// under 1024 ("1.5 GiB"). It rounds, so it is for messages, not for math.
+func FormatSize(n uint64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	const units = "KMGTPE"
+	v, u := float64(n)/1024, 0
+	// Move up while the value would print as 1024.0 or more.
+	for v >= 1023.95 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, units[u])
+}
+
 // RoundUp rounds n up to a multiple of align (a power of two or not).
 func RoundUp(n, align uint64) uint64 {
 	if align == 0 {

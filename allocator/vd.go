@@ -63,7 +63,7 @@ func PlaceVDs(pds []PD, count int, size uint64) ([]PD, error) {
 	}
 	if len(best) < count {
 		return nil, fmt.Errorf("%w: need %s of %s on distinct dns, found %s (%s)",
-			vda.ErrNoCapacity, plural(count, "vd", "vds"), formatBytes(size),
+			vda.ErrNoCapacity, plural(count, "vd", "vds"), vda.FormatSize(size),
 			plural(len(best), "eligible dn", "eligible dns"),
 			pdExclusions(len(pds), offline, small, size))
 	}
@@ -110,7 +110,7 @@ func pdExclusions(n, offline, small int, size uint64) string {
 		why = append(why, fmt.Sprintf("%d offline", offline))
 	}
 	if small > 0 {
-		why = append(why, fmt.Sprintf("%d with less than %s free", small, formatBytes(size)))
+		why = append(why, fmt.Sprintf("%d with less than %s free", small, vda.FormatSize(size)))
 	}
 	if len(why) == 0 {
 		return plural(n, "pd", "pds") + ", all eligible"

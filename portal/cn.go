@@ -68,7 +68,13 @@ func (s *Service) ModifyCn(ctx context.Context, req *connect.Request[vdav1.Modif
 		if err := checkGeneration("cn "+cn.Name, req.Msg.Generation, cn.Generation); err != nil {
 			return err
 		}
+		before := cn.NodeSpec
 		listenerChanged := edit.apply(&cn.NodeSpec)
+		if cn.NodeSpec == before {
+			// Nothing to change: no new generation, no re-sync of the node.
+			out, err = s.cnMsg(ctx, tx, cn)
+			return err
+		}
 		if err := tx.UpdateCN(ctx, &cn); err != nil {
 			return err
 		}

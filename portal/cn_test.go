@@ -210,7 +210,7 @@ func TestModifyCnListener(t *testing.T) {
 			wantCns map[string]uint64
 		}{
 			{"description of the primary's cn", &vdav1.ModifyCnRequest{Name: primary, Description: ptr("x")}, map[string]uint64{primary: 1}},
-			{"same listener", &vdav1.ModifyCnRequest{Name: primary, Listener: tcp("10.0.1.1", 4430)}, map[string]uint64{primary: 1}},
+			{"same listener", &vdav1.ModifyCnRequest{Name: primary, Listener: tcp("10.0.1.1", 4430)}, nil},
 			{"new listener of the primary's cn", &vdav1.ModifyCnRequest{Name: primary, Listener: tcp("10.0.1.2", 4430)},
 				map[string]uint64{primary: 1, sec1: 1, sec2: 1}},
 			{"new listener of a secondary's cn", &vdav1.ModifyCnRequest{Name: sec1, Listener: tcp("10.0.1.3", 4430)}, map[string]uint64{sec1: 1}},

@@ -244,7 +244,7 @@ func TestTwoPortalsOneStore(t *testing.T) {
 						msg  string
 					}{
 						{},
-						{connect.CodeFailedPrecondition, fmt.Sprintf("pd p on dn %s holds 1 vd(s) (of da %s", name("rd"), name("new"))},
+						{connect.CodeFailedPrecondition, fmt.Sprintf("pd p on dn %s holds 1 vd(s) of array(s) %s;", name("rd"), name("new"))},
 						{connect.CodeFailedPrecondition, fmt.Sprintf("cn %s still holds 1 controller(s); delete their arrays first", name("rc"))},
 						{connect.CodeNotFound, "da " + name("ra")},
 						{connect.CodeFailedPrecondition, fmt.Sprintf("da %s still has 1 exporter(s); delete them first", name("ra"))},

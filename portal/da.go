@@ -30,6 +30,12 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 	vdSize := vda.VDSize(da.Size, vdCount)
 	var out *vdav1.Da
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		// A taken name is the answer even when nothing would fit.
+		if _, err := tx.DA(ctx, da.Name); err == nil {
+			return fmt.Errorf("da %s: %w", da.Name, vda.ErrAlreadyExists)
+		} else if !isNotFound(err) {
+			return err
+		}
 		pds, inv, err := placeVDs(ctx, tx, int(vdCount), vdSize)
 		if err != nil {
 			return fmt.Errorf("place da %s: %w", da.Name, err)
@@ -231,11 +237,11 @@ func (s *Service) ModifyDa(ctx context.Context, req *connect.Request[vdav1.Modif
 		if err := checkGeneration("da "+da.Name, m.Generation, da.Generation); err != nil {
 			return err
 		}
-		if m.Description != nil {
+		if m.Description != nil && *m.Description != da.Description {
 			da.Description = *m.Description
-		}
-		if err := tx.UpdateDA(ctx, &da); err != nil {
-			return err
+			if err := tx.UpdateDA(ctx, &da); err != nil {
+				return err
+			}
 		}
 		out, err = daMsg(ctx, tx, da)
 		return err

@@ -67,6 +67,10 @@ var nodeCreateInvalid = []struct {
 	{"agent_address port 0", func(r *vdav1.CreateDnRequest) { r.AgentAddress = "node1:0" }, []string{`agent_address "node1:0": port must be 1..65535`}},
 	{"agent_address port 70000", func(r *vdav1.CreateDnRequest) { r.AgentAddress = "node1:70000" }, []string{"port must be 1..65535"}},
 	{"agent_address port not a number", func(r *vdav1.CreateDnRequest) { r.AgentAddress = "node1:http" }, []string{"port must be 1..65535"}},
+	{"agent_address port with a leading zero", func(r *vdav1.CreateDnRequest) { r.AgentAddress = "node1:09720" }, []string{"port must be 1..65535"}},
+	{"agent_address host with a space", func(r *vdav1.CreateDnRequest) { r.AgentAddress = "a b:1" }, []string{`agent_address "a b:1": the host is neither an IP address nor a DNS name`}},
+	{"traddr unspecified", func(r *vdav1.CreateDnRequest) { r.Listener.Traddr = "0.0.0.0" }, []string{`listener traddr "0.0.0.0": hosts cannot connect to the unspecified address`}},
+	{"traddr with a zone", func(r *vdav1.CreateDnRequest) { r.Listener.Adrfam = "ipv6"; r.Listener.Traddr = "fe80::1%eth0" }, []string{"an address with a zone is not reachable"}},
 	{"no listener", func(r *vdav1.CreateDnRequest) { r.Listener = nil }, []string{"listener is required"}},
 	{"trtype rdma", func(r *vdav1.CreateDnRequest) { r.Listener.Trtype = "rdma" }, []string{`listener trtype "rdma": only tcp is supported`}},
 	{"traddr a host name", func(r *vdav1.CreateDnRequest) { r.Listener.Traddr = "node1.example.com" }, []string{`listener traddr "node1.example.com" is not an IP address`}},
@@ -214,6 +218,29 @@ func TestCreateDnInvalid(t *testing.T) {
 	})
 }
 
+// TestListenerFamily checks how the address family defaults and that a bad
+// address is reported once, without noise about the optional family.
+func TestListenerFamily(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := start(t, db)
+		for i, tt := range []struct{ traddr, family string }{
+			{"10.0.0.1", "ipv4"},
+			{"fd00::1", "ipv6"},
+			{"::ffff:10.0.0.1", "ipv6"},
+		} {
+			r := &vdav1.CreateDnRequest{Name: fmt.Sprintf("f%d", i), AgentAddress: "node1:9720",
+				Listener: &vdav1.NvmfListener{Traddr: tt.traddr, Trsvcid: "4420"}}
+			dn := must(t, c.CreateDn, r).GetDn()
+			assert.Equal(t, tt.family, dn.GetListener().GetAdrfam(), tt.traddr)
+		}
+		_, err := do(t, c.CreateDn, &vdav1.CreateDnRequest{Name: "bad", AgentAddress: "node1:9720",
+			Listener: &vdav1.NvmfListener{Traddr: "not-an-ip", Trsvcid: "4420"}})
+		requireCode(t, err, connect.CodeInvalidArgument, `listener traddr "not-an-ip" is not an IP address`)
+		assert.NotContains(t, err.Error(), "adrfam")
+	})
+}
+
 func TestDnAlreadyExists(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -286,14 +313,15 @@ func TestModifyDn(t *testing.T) {
 			assert.Equal(t, orig.GetCreatedAtMs(), got.GetCreatedAtMs())
 			assert.True(t, proto.Equal(got, getDn(t, c, "n1")))
 		})
-		t.Run("an empty modify still counts as a change", func(t *testing.T) {
+		t.Run("an empty modify changes nothing", func(t *testing.T) {
+			before := getDn(t, c, "n1")
 			got := must(t, c.ModifyDn, &vdav1.ModifyDnRequest{Name: "n1"}).GetDn()
-			assert.Equal(t, uint64(4), got.GetGeneration())
+			assert.True(t, proto.Equal(before, got), "no new generation, so no re-sync of the node")
 		})
 		t.Run("wrong generation", func(t *testing.T) {
 			before := getDn(t, c, "n1")
-			_, err := do(t, c.ModifyDn, &vdav1.ModifyDnRequest{Name: "n1", Generation: ptr[uint64](3), Description: ptr("lost")})
-			requireCode(t, err, connect.CodeAborted, "dn n1 is at generation 4, not 3")
+			_, err := do(t, c.ModifyDn, &vdav1.ModifyDnRequest{Name: "n1", Generation: ptr[uint64](2), Description: ptr("lost")})
+			requireCode(t, err, connect.CodeAborted, "dn n1 is at generation 3, not 2")
 			assert.True(t, proto.Equal(before, getDn(t, c, "n1")), "nothing changed")
 		})
 		for _, tt := range nodeModifyInvalid {
@@ -375,9 +403,8 @@ func TestModifyDnListener(t *testing.T) {
 				wantDns: map[string]uint64{onDn: 1},
 			},
 			{
-				name:    "the same listener",
-				req:     &vdav1.ModifyDnRequest{Name: onDn, Listener: tcp("10.0.0.1", 4420)},
-				wantDns: map[string]uint64{onDn: 1},
+				name: "the same listener",
+				req:  &vdav1.ModifyDnRequest{Name: onDn, Listener: tcp("10.0.0.1", 4420)},
 			},
 			{
 				name:    "a new listener",

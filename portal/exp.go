@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -26,9 +27,17 @@ func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.Crea
 		if err != nil {
 			return err
 		}
+		if _, err := tx.Exp(ctx, da.ID, m.GetName()); err == nil {
+			return fmt.Errorf("da %s: exp %s: %w", da.Name, m.GetName(), vda.ErrAlreadyExists)
+		} else if !isNotFound(err) {
+			return err
+		}
 		exp := store.Exp{DAID: da.ID, Name: m.GetName(), HostNQN: m.GetHostNqn(), Description: m.GetDescription()}
-		// An array deleted since it was read fails the insert.
 		if err := tx.InsertExp(ctx, &exp); err != nil {
+			if errors.Is(err, vda.ErrAlreadyExists) {
+				// The name is free (checked above), so the host is taken.
+				return fmt.Errorf("da %s already has an exporter for host %s: %w", da.Name, exp.HostNQN, vda.ErrAlreadyExists)
+			}
 			return fmt.Errorf("da %s: %w", da.Name, err)
 		}
 		// Every controller of the array admits the host.
@@ -108,11 +117,11 @@ func (s *Service) ModifyExp(ctx context.Context, req *connect.Request[vdav1.Modi
 		if err := checkGeneration("exp "+exp.Name, m.Generation, exp.Generation); err != nil {
 			return err
 		}
-		if m.Description != nil {
+		if m.Description != nil && *m.Description != exp.Description {
 			exp.Description = *m.Description
-		}
-		if err := tx.UpdateExp(ctx, &exp); err != nil {
-			return err
+			if err := tx.UpdateExp(ctx, &exp); err != nil {
+				return err
+			}
 		}
 		out, err = expMsg(ctx, tx, da, exp)
 		return err

@@ -193,7 +193,7 @@ func TestExpAlreadyExists(t *testing.T) {
 			want []string // nil: the request succeeds
 		}{
 			{"same name", &vdav1.CreateExpRequest{DaName: "a1", Name: "e1", HostNqn: hostNQN(2)}, []string{"da a1: exp e1"}},
-			{"same host NQN", &vdav1.CreateExpRequest{DaName: "a1", Name: "e2", HostNqn: hostNQN(1)}, []string{"da a1", hostNQN(1)}},
+			{"same host NQN", &vdav1.CreateExpRequest{DaName: "a1", Name: "e2", HostNqn: hostNQN(1)}, []string{"da a1 already has an exporter for host " + hostNQN(1)}},
 			{"same name on another da", &vdav1.CreateExpRequest{DaName: "a2", Name: "e1", HostNqn: hostNQN(3)}, nil},
 			{"same host NQN on another da", &vdav1.CreateExpRequest{DaName: "a2", Name: "e2", HostNqn: hostNQN(1)}, nil},
 		}
@@ -237,12 +237,12 @@ func TestModifyExp(t *testing.T) {
 		t.Run("absent description kept", func(t *testing.T) {
 			got := must(t, c.ModifyExp, &vdav1.ModifyExpRequest{DaName: "a1", Name: "e1"}).GetExp()
 			assert.Equal(t, "new", got.GetDescription())
-			assert.Equal(t, uint64(3), got.GetGeneration())
+			assert.Equal(t, uint64(2), got.GetGeneration(), "nothing changed, no new generation")
 		})
 		t.Run("wrong generation", func(t *testing.T) {
 			before := getExp(t, c, "a1", "e1")
-			_, err := do(t, c.ModifyExp, &vdav1.ModifyExpRequest{DaName: "a1", Name: "e1", Generation: ptr[uint64](2), Description: ptr("lost")})
-			requireCode(t, err, connect.CodeAborted, "exp e1 is at generation 3, not 2")
+			_, err := do(t, c.ModifyExp, &vdav1.ModifyExpRequest{DaName: "a1", Name: "e1", Generation: ptr[uint64](1), Description: ptr("lost")})
+			requireCode(t, err, connect.CodeAborted, "exp e1 is at generation 2, not 1")
 			assert.True(t, proto.Equal(before, getExp(t, c, "a1", "e1")), "nothing changed")
 		})
 		t.Run("invalid", func(t *testing.T) {

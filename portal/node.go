@@ -236,7 +236,13 @@ func (s *Service) ModifyDn(ctx context.Context, req *connect.Request[vdav1.Modif
 		if err := checkGeneration("dn "+dn.Name, req.Msg.Generation, dn.Generation); err != nil {
 			return err
 		}
+		before := dn.NodeSpec
 		listenerChanged := edit.apply(&dn.NodeSpec)
+		if dn.NodeSpec == before {
+			// Nothing to change: no new generation, no re-sync of the node.
+			out, err = s.dnMsg(ctx, tx, dn)
+			return err
+		}
 		if err := tx.UpdateDN(ctx, &dn); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/virtual-disk-array/vda"
@@ -44,7 +45,7 @@ func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.Creat
 		}
 		// A dn deleted since it was read fails the insert.
 		if err := tx.InsertPD(ctx, &pd); err != nil {
-			return err
+			return fmt.Errorf("dn %s: %w", dn.Name, err)
 		}
 		if _, err := tx.TouchDN(ctx, dn.ID, dn.Generation); err != nil {
 			return err
@@ -96,12 +97,12 @@ func (s *Service) DeletePd(ctx context.Context, req *connect.Request[vdav1.Delet
 			return err
 		}
 		if len(vds) > 0 {
-			da, err := tx.DAByID(ctx, vds[0].DAID)
+			names, err := arrayNames(ctx, tx, vds, 3)
 			if err != nil {
 				return err
 			}
-			return fmt.Errorf("pd %s on dn %s holds %d vd(s) (of da %s and maybe others); delete those arrays first: %w",
-				pd.Name, dn.Name, len(vds), da.Name, vda.ErrFailedPrecondition)
+			return fmt.Errorf("pd %s on dn %s holds %d vd(s) of array(s) %s; delete those arrays first: %w",
+				pd.Name, dn.Name, len(vds), names, vda.ErrFailedPrecondition)
 		}
 		if err := tx.DeletePD(ctx, pd); err != nil {
 			return err
@@ -113,6 +114,31 @@ func (s *Service) DeletePd(ctx context.Context, req *connect.Request[vdav1.Delet
 		return nil, err
 	}
 	return connect.NewResponse(&vdav1.DeletePdResponse{}), nil
+}
+
+// arrayNames names the arrays of vds for a message: "da0, da1 and 2 more".
+func arrayNames(ctx context.Context, tx *store.Tx, vds []store.VD, most int) (string, error) {
+	var ids []vda.DAID
+	seen := map[vda.DAID]bool{}
+	for _, vd := range vds {
+		if !seen[vd.DAID] {
+			seen[vd.DAID] = true
+			ids = append(ids, vd.DAID)
+		}
+	}
+	var names []string
+	for _, id := range ids[:min(len(ids), most)] {
+		da, err := tx.DAByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		names = append(names, da.Name)
+	}
+	out := strings.Join(names, ", ")
+	if rest := len(ids) - len(names); rest > 0 {
+		out += fmt.Sprintf(" and %d more", rest)
+	}
+	return out, nil
 }
 
 func (s *Service) ModifyPd(ctx context.Context, req *connect.Request[vdav1.ModifyPdRequest]) (*connect.Response[vdav1.ModifyPdResponse], error) {
@@ -135,11 +161,16 @@ func (s *Service) ModifyPd(ctx context.Context, req *connect.Request[vdav1.Modif
 		if err := checkGeneration("pd "+pd.Name, m.Generation, pd.Generation); err != nil {
 			return err
 		}
+		before := pd
 		if m.Offline != nil {
 			pd.Offline = *m.Offline
 		}
 		if m.Description != nil {
 			pd.Description = *m.Description
+		}
+		if pd == before {
+			out, err = pdMsg(ctx, tx, dn.Name, pd)
+			return err
 		}
 		if err := tx.UpdatePD(ctx, &pd); err != nil {
 			return err

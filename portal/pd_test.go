@@ -121,7 +121,7 @@ func TestCreatePdInvalid(t *testing.T) {
 			{"malloc size not a MiB multiple", &vdav1.CreatePdRequest{DnName: "d1", Name: "p", Backend: malloc(1<<30 + 4096)},
 				[]string{"malloc size 1073745920 is not a multiple of 1 MiB"}},
 			{"malloc too small for an lvstore", &vdav1.CreatePdRequest{DnName: "d1", Name: "p", Backend: malloc(4 << 20)},
-				[]string{"malloc size 4194304 leaves no room for an lvstore (at least 8388608 bytes)"}},
+				[]string{"malloc size 4.0 MiB leaves no room for an lvstore (at least 8.0 MiB)"}},
 			{"malloc above 1 PiB", &vdav1.CreatePdRequest{DnName: "d1", Name: "p", Backend: malloc(1<<50 + 1<<20)}, []string{"is above 1125899906842624"}},
 			{"aio empty path", &vdav1.CreatePdRequest{DnName: "d1", Name: "p", Backend: aio("")}, []string{"aio path is empty"}},
 			{"aio relative path", &vdav1.CreatePdRequest{DnName: "d1", Name: "p", Backend: aio("x")}, []string{`aio path "x": want a clean absolute path`}},
@@ -214,7 +214,7 @@ func TestPdAlreadyExists(t *testing.T) {
 			req  *vdav1.CreatePdRequest
 			want []string // empty: the request succeeds
 		}{
-			{"same name", &vdav1.CreatePdRequest{DnName: "d1", Name: "p1", Backend: malloc(64 << 20)}, []string{"pd p1"}},
+			{"same name", &vdav1.CreatePdRequest{DnName: "d1", Name: "p1", Backend: malloc(64 << 20)}, []string{"dn d1: pd p1"}},
 			{"same name, other backend", &vdav1.CreatePdRequest{DnName: "d1", Name: "a1", Backend: aio("/dev/sdc")}, []string{"pd a1"}},
 			{"same aio path", &vdav1.CreatePdRequest{DnName: "d1", Name: "a2", Backend: aio("/dev/sdb")}, []string{"dn d1: pd a1 already uses /dev/sdb"}},
 			{"same nvme address", &vdav1.CreatePdRequest{DnName: "d1", Name: "n2", Backend: nvme("0000:3b:00.0")}, []string{"dn d1: pd n1 already uses 0000:3b:00.0"}},
@@ -292,7 +292,7 @@ func TestDeletePd(t *testing.T) {
 
 		t.Run("a pd with vds", func(t *testing.T) {
 			_, err := do(t, c.DeletePd, &vdav1.DeletePdRequest{DnName: "d1", Name: "p1"})
-			requireCode(t, err, connect.CodeFailedPrecondition, "pd p1 on dn d1 holds 1 vd(s) (of da a1", "delete those arrays first")
+			requireCode(t, err, connect.CodeFailedPrecondition, "pd p1 on dn d1 holds 1 vd(s) of array(s) a1;", "delete those arrays first")
 			assert.Equal(t, uint32(1), getPd(t, c, "d1", "p1").GetVdCount())
 		})
 		t.Run("wrong generation", func(t *testing.T) {

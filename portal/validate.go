@@ -65,19 +65,35 @@ func (c *checks) location(v string) {
 	}
 }
 
-// hostPort checks a host:port agent address.
+// hostRE is a DNS host name: RFC 1123 labels, and '_', which internal
+// names use although DNS does not allow it.
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$`)
+
+// hostPort checks a host:port agent address: an IP address or a DNS name,
+// and a port 1..65535 written plainly.
 func (c *checks) hostPort(field, v string) {
+	if len(v) > 255 {
+		c.addf("%s is longer than 255 bytes", field)
+		return
+	}
 	host, port, err := net.SplitHostPort(v)
 	if err != nil || host == "" {
 		c.addf("%s %q: want host:port", field, v)
 		return
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+	if _, err := netip.ParseAddr(host); err != nil && !hostRE.MatchString(host) {
+		c.addf("%s %q: the host is neither an IP address nor a DNS name", field, v)
+	}
+	if !isPort(port) {
 		c.addf("%s %q: port must be 1..65535", field, v)
 	}
-	if len(v) > 255 {
-		c.addf("%s is longer than 255 bytes", field)
-	}
+}
+
+// isPort says whether s is a TCP port written plainly (no sign, no leading
+// zero), as SPDK and the agents will parse it.
+func isPort(s string) bool {
+	p, err := strconv.Atoi(s)
+	return err == nil && p >= 1 && p <= 65535 && strconv.Itoa(p) == s
 }
 
 func (c *checks) hashCode(v uint32) {
@@ -105,12 +121,17 @@ func (c *checks) listener(l *vdav1.NvmfListener) store.Listener {
 		c.addf("listener trtype %q: only tcp is supported", l.GetTrtype())
 	}
 	addr, err := netip.ParseAddr(out.TrAddr)
-	if err != nil {
+	switch {
+	case err != nil:
 		c.addf("listener traddr %q is not an IP address", out.TrAddr)
+	case addr.Zone() != "":
+		c.addf("listener traddr %q: an address with a zone is not reachable from other hosts", out.TrAddr)
+	case addr.IsUnspecified():
+		c.addf("listener traddr %q: hosts cannot connect to the unspecified address; give the node's own", out.TrAddr)
 	}
 	if out.AdrFam == "" && err == nil {
 		out.AdrFam = "ipv4"
-		if addr.Is6() && !addr.Is4In6() {
+		if addr.Is6() {
 			out.AdrFam = "ipv6"
 		}
 	}
@@ -123,10 +144,12 @@ func (c *checks) listener(l *vdav1.NvmfListener) store.Listener {
 		if err == nil && !addr.Is6() {
 			c.addf("listener traddr %q is not an IPv6 address", out.TrAddr)
 		}
+	case "":
+		// traddr is not an address; that is the one problem to report.
 	default:
 		c.addf("listener adrfam %q: want ipv4 or ipv6", l.GetAdrfam())
 	}
-	if p, err := strconv.Atoi(out.TrSvcID); err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != out.TrSvcID {
+	if !isPort(out.TrSvcID) {
 		c.addf("listener trsvcid %q: want a port 1..65535", out.TrSvcID)
 	}
 	return out
@@ -160,7 +183,7 @@ func (c *checks) pdBackend(malloc *vdav1.PdMalloc, aio *vdav1.PdAio, nvme *vdav1
 		case size > vda.MaxArraySize:
 			c.addf("malloc size %d is above %d", size, uint64(vda.MaxArraySize))
 		case vda.EstimatedLvstoreCapacity(size) == 0:
-			c.addf("malloc size %d leaves no room for an lvstore (at least %d bytes)", size, 2*vda.ClusterSize)
+			c.addf("malloc size %s leaves no room for an lvstore (at least %s)", vda.FormatSize(size), vda.FormatSize(2*vda.ClusterSize))
 		}
 		return store.PDMalloc, size, "", ""
 	case aio != nil:

@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 	"math/big"
-	"strconv"
+
+	"github.com/virtual-disk-array/vda"
 	"strings"
 )
 
@@ -86,19 +87,4 @@ func ParseSize(s string) (uint64, error) {
 // FormatSize formats n bytes for people: below 1 KiB as "512 B", else with
 // one decimal in the largest binary unit it reaches ("10.0 GiB",
 // "1.5 MiB"). It rounds, so it is not exact.
-func FormatSize(n uint64) string {
-	if n < 1024 {
-		return strconv.FormatUint(n, 10) + " B"
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v, i := float64(n)/1024, 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	if s == "1024.0" && i < len(units)-1 {
-		s, i = "1.0", i+1
-	}
-	return s + " " + units[i]
-}
+func FormatSize(n uint64) string { return vda.FormatSize(n) }

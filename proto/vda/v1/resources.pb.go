@@ -1277,7 +1277,8 @@ type Da struct {
 	// Filled by GetDa; empty in ListDa.
 	Vds    []*Vd    `protobuf:"bytes,10,rep,name=vds,proto3" json:"vds,omitempty"`
 	Cntlrs []*Cntlr `protobuf:"bytes,11,rep,name=cntlrs,proto3" json:"cntlrs,omitempty"`
-	// Health summed over vds and controllers: OK only if all are OK.
+	// Health summed over vds and controllers: OK only if all are OK. Filled
+	// by GetDa (and Create/Modify); UNSPECIFIED in ListDa.
 	Health        Health `protobuf:"varint,12,opt,name=health,proto3,enum=vda.v1.Health" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
