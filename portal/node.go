@@ -178,171 +178,301 @@ func (t *touch) arrayCNs(ctx context.Context, da vda.DAID) error {
 	return nil
 }
 
-// ---- disk nodes ----
-
-func (s *Service) CreateDn(ctx context.Context, req *connect.Request[vdav1.CreateDnRequest]) (*connect.Response[vdav1.CreateDnResponse], error) {
-	spec, err := newNodeSpec(createDn{req.Msg})
-	if err != nil {
-		return nil, err
-	}
-	dn := store.DN{NodeSpec: spec}
-	err = s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
-		return tx.InsertDN(ctx, &dn)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&vdav1.CreateDnResponse{Dn: dnOf(dn, store.NodeStatus{Health: store.HealthUnknown}, 0)}), nil
+// nodeKind binds the node logic below, written once, to dns or cns: how
+// to reach the store for that kind, what depends on a node, who reaches it
+// at its listener, and how it looks in the API.
+type nodeKind[N any, M any] struct {
+	name string // "dn" or "cn"
+	spec func(*N) *store.NodeSpec
+	// Store methods, receiver first: (*store.Tx).InsertDN and so on.
+	insert func(*store.Tx, context.Context, *N) error
+	get    func(*store.Tx, context.Context, string) (N, error)
+	list   func(*store.Tx, context.Context, store.Page) ([]N, error)
+	update func(*store.Tx, context.Context, *N) error
+	remove func(*store.Tx, context.Context, N) error
+	// dependents says what must go before the node can, "" if nothing.
+	dependents func(context.Context, *store.Tx, N) (string, error)
+	// listenerMoved touches the nodes that reach this one at its listener.
+	listenerMoved func(context.Context, *store.Tx, N) error
+	// msgs renders nodes for the API; the statuses and counts it needs are
+	// read once for all of them.
+	msgs func(context.Context, *store.Tx, []N) ([]M, error)
 }
 
-func (s *Service) DeleteDn(ctx context.Context, req *connect.Request[vdav1.DeleteDnRequest]) (*connect.Response[vdav1.DeleteDnResponse], error) {
-	if err := vda.ValidateName("name", req.Msg.GetName()); err != nil {
-		return nil, err
-	}
-	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
-		dn, err := tx.DN(ctx, req.Msg.GetName())
-		if err != nil {
-			return err
-		}
-		if err := checkGeneration("dn "+dn.Name, req.Msg.Generation, dn.Generation); err != nil {
-			return err
-		}
-		n, err := tx.CountPDs(ctx, dn.ID)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("dn %s still has %d pd(s); delete them first: %w", dn.Name, n, vda.ErrFailedPrecondition)
-		}
-		return tx.DeleteDN(ctx, dn)
-	})
+func (k nodeKind[N, M]) create(ctx context.Context, db *store.DB, r nodeCreate) (M, error) {
+	var out M
+	spec, err := newNodeSpec(r)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	return connect.NewResponse(&vdav1.DeleteDnResponse{}), nil
+	err = db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var n N
+		*k.spec(&n) = spec
+		if err := k.insert(tx, ctx, &n); err != nil {
+			return err
+		}
+		out, err = k.msg(ctx, tx, n)
+		return err
+	})
+	return out, err
 }
 
-func (s *Service) ModifyDn(ctx context.Context, req *connect.Request[vdav1.ModifyDnRequest]) (*connect.Response[vdav1.ModifyDnResponse], error) {
-	edit, err := newNodeEdit(modifyDn{req.Msg})
-	if err != nil {
-		return nil, err
+func (k nodeKind[N, M]) delete(ctx context.Context, db *store.DB, name string, gen *uint64) error {
+	if err := vda.ValidateName("name", name); err != nil {
+		return err
 	}
-	var out *vdav1.Dn
-	err = s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
-		dn, err := tx.DN(ctx, req.Msg.GetName())
+	return db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		n, err := k.get(tx, ctx, name)
 		if err != nil {
 			return err
 		}
-		if err := checkGeneration("dn "+dn.Name, req.Msg.Generation, dn.Generation); err != nil {
+		if err := checkGeneration(k.name+" "+name, gen, k.spec(&n).Generation); err != nil {
 			return err
 		}
-		before := dn.NodeSpec
-		listenerChanged := edit.apply(&dn.NodeSpec)
-		if dn.NodeSpec == before {
-			// Nothing to change: no new generation, no re-sync of the node.
-			out, err = s.dnMsg(ctx, tx, dn)
+		what, err := k.dependents(ctx, tx, n)
+		if err != nil {
 			return err
 		}
-		if err := tx.UpdateDN(ctx, &dn); err != nil {
+		if what != "" {
+			return fmt.Errorf("%s %s still %s: %w", k.name, name, what, vda.ErrFailedPrecondition)
+		}
+		return k.remove(tx, ctx, n)
+	})
+}
+
+func (k nodeKind[N, M]) modify(ctx context.Context, db *store.DB, r nodeModify, gen *uint64) (M, error) {
+	var out M
+	edit, err := newNodeEdit(r)
+	if err != nil {
+		return out, err
+	}
+	err = db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		n, err := k.get(tx, ctx, r.GetName())
+		if err != nil {
 			return err
 		}
-		if listenerChanged {
-			// Primaries reach their vds at the dn's listener.
-			if err := touchPrimariesOfDN(ctx, tx, dn.ID); err != nil {
+		spec := k.spec(&n)
+		if err := checkGeneration(k.name+" "+spec.Name, gen, spec.Generation); err != nil {
+			return err
+		}
+		before := *spec
+		listenerChanged := edit.apply(spec)
+		if *spec != before {
+			// Only a real change makes a new generation (and a re-sync).
+			if err := k.update(tx, ctx, &n); err != nil {
 				return err
 			}
-		}
-		out, err = s.dnMsg(ctx, tx, dn)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&vdav1.ModifyDnResponse{Dn: out}), nil
-}
-
-func touchPrimariesOfDN(ctx context.Context, tx *store.Tx, dn vda.DNID) error {
-	vds, err := tx.VDsOnDN(ctx, dn)
-	if err != nil {
-		return err
-	}
-	t := newTouch(tx)
-	for _, vd := range vds {
-		cntlrs, err := tx.Cntlrs(ctx, vd.DAID)
-		if err != nil {
-			return err
-		}
-		for _, c := range cntlrs {
-			if c.Primary {
-				if err := t.cn(ctx, c.CNID); err != nil {
+			if listenerChanged {
+				if err := k.listenerMoved(ctx, tx, n); err != nil {
 					return err
 				}
 			}
 		}
-	}
-	return nil
-}
-
-func (s *Service) GetDn(ctx context.Context, req *connect.Request[vdav1.GetDnRequest]) (*connect.Response[vdav1.GetDnResponse], error) {
-	if err := vda.ValidateName("name", req.Msg.GetName()); err != nil {
-		return nil, err
-	}
-	var out *vdav1.Dn
-	err := s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
-		dn, err := tx.DN(ctx, req.Msg.GetName())
-		if err != nil {
-			return err
-		}
-		out, err = s.dnMsg(ctx, tx, dn)
+		out, err = k.msg(ctx, tx, n)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&vdav1.GetDnResponse{Dn: out}), nil
+	return out, err
 }
 
-func (s *Service) dnMsg(ctx context.Context, tx *store.Tx, dn store.DN) (*vdav1.Dn, error) {
-	st, err := tx.DNStatus(ctx, dn.ID)
-	if err != nil {
-		return nil, err
+func (k nodeKind[N, M]) read(ctx context.Context, db *store.DB, name string) (M, error) {
+	var out M
+	if err := vda.ValidateName("name", name); err != nil {
+		return out, err
 	}
-	n, err := tx.CountPDs(ctx, dn.ID)
-	if err != nil {
-		return nil, err
-	}
-	return dnOf(dn, st, n), nil
-}
-
-func (s *Service) ListDn(ctx context.Context, req *connect.Request[vdav1.ListDnRequest]) (*connect.Response[vdav1.ListDnResponse], error) {
-	page, n, err := pageOf("dn", req.Msg.GetPageSize(), req.Msg.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	resp := &vdav1.ListDnResponse{}
-	err = s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
-		dns, err := tx.DNs(ctx, page)
+	err := db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
+		n, err := k.get(tx, ctx, name)
 		if err != nil {
 			return err
 		}
-		dns, resp.NextPageToken = nextToken("dn", dns, n, func(d store.DN) string { return d.Name })
-		sts, err := tx.NodeStatuses(ctx)
+		out, err = k.msg(ctx, tx, n)
+		return err
+	})
+	return out, err
+}
+
+func (k nodeKind[N, M]) page(ctx context.Context, db *store.DB, size uint32, token string) ([]M, string, error) {
+	page, n, err := pageOf(k.name, size, token)
+	if err != nil {
+		return nil, "", err
+	}
+	var out []M
+	var next string
+	err = db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
+		nodes, err := k.list(tx, ctx, page)
 		if err != nil {
 			return err
+		}
+		nodes, next = nextToken(k.name, nodes, n, func(x N) string { return k.spec(&x).Name })
+		out, err = k.msgs(ctx, tx, nodes)
+		return err
+	})
+	return out, next, err
+}
+
+func (k nodeKind[N, M]) msg(ctx context.Context, tx *store.Tx, n N) (M, error) {
+	ms, err := k.msgs(ctx, tx, []N{n})
+	if err != nil {
+		var zero M
+		return zero, err
+	}
+	return ms[0], nil
+}
+
+// ---- disk nodes ----
+
+var dns = nodeKind[store.DN, *vdav1.Dn]{
+	name:   "dn",
+	spec:   func(n *store.DN) *store.NodeSpec { return &n.NodeSpec },
+	insert: (*store.Tx).InsertDN,
+	get:    (*store.Tx).DN,
+	list:   (*store.Tx).DNs,
+	update: (*store.Tx).UpdateDN,
+	remove: (*store.Tx).DeleteDN,
+	dependents: func(ctx context.Context, tx *store.Tx, dn store.DN) (string, error) {
+		n, err := tx.CountPDs(ctx, dn.ID)
+		if err != nil || n == 0 {
+			return "", err
+		}
+		return fmt.Sprintf("has %d pd(s); delete them first", n), nil
+	},
+	// Primaries reach their vds at the dn's listener.
+	listenerMoved: func(ctx context.Context, tx *store.Tx, dn store.DN) error {
+		vds, err := tx.VDsOnDN(ctx, dn.ID)
+		if err != nil {
+			return err
+		}
+		t := newTouch(tx)
+		for _, vd := range vds {
+			cntlrs, err := tx.Cntlrs(ctx, vd.DAID)
+			if err != nil {
+				return err
+			}
+			for _, c := range cntlrs {
+				if c.Primary {
+					if err := t.cn(ctx, c.CNID); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	},
+	msgs: func(ctx context.Context, tx *store.Tx, nodes []store.DN) ([]*vdav1.Dn, error) {
+		sts, err := tx.NodeStatuses(ctx)
+		if err != nil {
+			return nil, err
 		}
 		counts, err := tx.CountsBy(ctx, "pd")
 		if err != nil {
+			return nil, err
+		}
+		out := make([]*vdav1.Dn, len(nodes))
+		for i, n := range nodes {
+			out[i] = dnOf(n, sts[string(n.ID)], counts[string(n.ID)])
+		}
+		return out, nil
+	},
+}
+
+func (s *Service) CreateDn(ctx context.Context, req *connect.Request[vdav1.CreateDnRequest]) (*connect.Response[vdav1.CreateDnResponse], error) {
+	dn, err := dns.create(ctx, s.db, createDn{req.Msg})
+	return connect.NewResponse(&vdav1.CreateDnResponse{Dn: dn}), err
+}
+
+func (s *Service) DeleteDn(ctx context.Context, req *connect.Request[vdav1.DeleteDnRequest]) (*connect.Response[vdav1.DeleteDnResponse], error) {
+	err := dns.delete(ctx, s.db, req.Msg.GetName(), req.Msg.Generation)
+	return connect.NewResponse(&vdav1.DeleteDnResponse{}), err
+}
+
+func (s *Service) ModifyDn(ctx context.Context, req *connect.Request[vdav1.ModifyDnRequest]) (*connect.Response[vdav1.ModifyDnResponse], error) {
+	dn, err := dns.modify(ctx, s.db, modifyDn{req.Msg}, req.Msg.Generation)
+	return connect.NewResponse(&vdav1.ModifyDnResponse{Dn: dn}), err
+}
+
+func (s *Service) GetDn(ctx context.Context, req *connect.Request[vdav1.GetDnRequest]) (*connect.Response[vdav1.GetDnResponse], error) {
+	dn, err := dns.read(ctx, s.db, req.Msg.GetName())
+	return connect.NewResponse(&vdav1.GetDnResponse{Dn: dn}), err
+}
+
+func (s *Service) ListDn(ctx context.Context, req *connect.Request[vdav1.ListDnRequest]) (*connect.Response[vdav1.ListDnResponse], error) {
+	list, next, err := dns.page(ctx, s.db, req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	return connect.NewResponse(&vdav1.ListDnResponse{Dns: list, NextPageToken: next}), err
+}
+
+// ---- controller nodes ----
+
+var cns = nodeKind[store.CN, *vdav1.Cn]{
+	name:   "cn",
+	spec:   func(n *store.CN) *store.NodeSpec { return &n.NodeSpec },
+	insert: (*store.Tx).InsertCN,
+	get:    (*store.Tx).CN,
+	list:   (*store.Tx).CNs,
+	update: (*store.Tx).UpdateCN,
+	remove: (*store.Tx).DeleteCN,
+	dependents: func(ctx context.Context, tx *store.Tx, cn store.CN) (string, error) {
+		cntlrs, err := tx.CntlrsOnCN(ctx, cn.ID)
+		if err != nil || len(cntlrs) == 0 {
+			return "", err
+		}
+		return fmt.Sprintf("holds %d controller(s); delete their arrays first", len(cntlrs)), nil
+	},
+	// Secondaries reach their primary at the cn's listener.
+	listenerMoved: func(ctx context.Context, tx *store.Tx, cn store.CN) error {
+		mine, err := tx.CntlrsOnCN(ctx, cn.ID)
+		if err != nil {
 			return err
 		}
-		for _, dn := range dns {
-			resp.Dns = append(resp.Dns, dnOf(dn, sts[string(dn.ID)], counts[string(dn.ID)]))
+		t := newTouch(tx)
+		t.cns[cn.ID] = true // already incremented by UpdateCN
+		for _, m := range mine {
+			if m.Primary {
+				if err := t.arrayCNs(ctx, m.DAID); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(resp), nil
+	},
+	msgs: func(ctx context.Context, tx *store.Tx, nodes []store.CN) ([]*vdav1.Cn, error) {
+		sts, err := tx.NodeStatuses(ctx)
+		if err != nil {
+			return nil, err
+		}
+		counts, err := tx.CountsBy(ctx, "cntlr")
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*vdav1.Cn, len(nodes))
+		for i, n := range nodes {
+			out[i] = cnOf(n, sts[string(n.ID)], counts[string(n.ID)])
+		}
+		return out, nil
+	},
+}
+
+func (s *Service) CreateCn(ctx context.Context, req *connect.Request[vdav1.CreateCnRequest]) (*connect.Response[vdav1.CreateCnResponse], error) {
+	cn, err := cns.create(ctx, s.db, createCn{req.Msg})
+	return connect.NewResponse(&vdav1.CreateCnResponse{Cn: cn}), err
+}
+
+func (s *Service) DeleteCn(ctx context.Context, req *connect.Request[vdav1.DeleteCnRequest]) (*connect.Response[vdav1.DeleteCnResponse], error) {
+	err := cns.delete(ctx, s.db, req.Msg.GetName(), req.Msg.Generation)
+	return connect.NewResponse(&vdav1.DeleteCnResponse{}), err
+}
+
+func (s *Service) ModifyCn(ctx context.Context, req *connect.Request[vdav1.ModifyCnRequest]) (*connect.Response[vdav1.ModifyCnResponse], error) {
+	cn, err := cns.modify(ctx, s.db, modifyCn{req.Msg}, req.Msg.Generation)
+	return connect.NewResponse(&vdav1.ModifyCnResponse{Cn: cn}), err
+}
+
+func (s *Service) GetCn(ctx context.Context, req *connect.Request[vdav1.GetCnRequest]) (*connect.Response[vdav1.GetCnResponse], error) {
+	cn, err := cns.read(ctx, s.db, req.Msg.GetName())
+	return connect.NewResponse(&vdav1.GetCnResponse{Cn: cn}), err
+}
+
+func (s *Service) ListCn(ctx context.Context, req *connect.Request[vdav1.ListCnRequest]) (*connect.Response[vdav1.ListCnResponse], error) {
+	list, next, err := cns.page(ctx, s.db, req.Msg.GetPageSize(), req.Msg.GetPageToken())
+	return connect.NewResponse(&vdav1.ListCnResponse{Cns: list, NextPageToken: next}), err
 }
 
 // Adapters give the generated messages the accessor names nodeCreate and
@@ -360,3 +490,15 @@ func (r modifyDn) Location() *string    { return r.ModifyDnRequest.Location }
 func (r modifyDn) Offline() *bool       { return r.ModifyDnRequest.Offline }
 func (r modifyDn) HashCode() *uint32    { return r.ModifyDnRequest.HashCode }
 func (r modifyDn) Description() *string { return r.ModifyDnRequest.Description }
+
+type createCn struct{ *vdav1.CreateCnRequest }
+
+func (r createCn) HashCode() *uint32 { return r.CreateCnRequest.HashCode }
+
+type modifyCn struct{ *vdav1.ModifyCnRequest }
+
+func (r modifyCn) AgentAddr() *string   { return r.AgentAddress }
+func (r modifyCn) Location() *string    { return r.ModifyCnRequest.Location }
+func (r modifyCn) Offline() *bool       { return r.ModifyCnRequest.Offline }
+func (r modifyCn) HashCode() *uint32    { return r.ModifyCnRequest.HashCode }
+func (r modifyCn) Description() *string { return r.ModifyCnRequest.Description }
