@@ -41,6 +41,7 @@ type CNCandidate struct {
 // never looks past the count best dns of a location, so it chooses the same
 // from this subset as from every pd.
 func (tx *Tx) PDCandidates(ctx context.Context, count int, minFree uint64) ([]PDCandidate, error) {
+	const freeExpr = "(CASE WHEN s.capacity > 0 THEN s.capacity ELSE pd.capacity_estimate END) - pd.allocated"
 	var rows []pdCandidateRow
 	q := tx.tx.NewSelect().
 		TableExpr("pd").
@@ -48,31 +49,35 @@ func (tx *Tx) PDCandidates(ctx context.Context, count int, minFree uint64) ([]PD
 		ColumnExpr("s.capacity AS reported_capacity").
 		ColumnExpr("n.location AS dn_location, n.offline AS dn_offline, n.generation AS dn_generation").
 		ColumnExpr("ns.health AS dn_health").
-		ColumnExpr("(CASE WHEN s.capacity > 0 THEN s.capacity ELSE pd.capacity_estimate END) - pd.allocated AS free").
 		Join("JOIN pd_status AS s ON s.pd_id = pd.id").
 		Join("JOIN node AS n ON n.id = pd.dn_id").
-		Join("JOIN node_status AS ns ON ns.node_id = n.id")
+		Join("JOIN node_status AS ns ON ns.node_id = n.id").
+		OrderExpr("pd.id")
 	if count > 0 {
-		q = q.Where("pd.offline = ?", false).
+		// Rank narrow rows (a pd row is wide: its path alone may be 4 KiB),
+		// then fetch the full rows of the few that win.
+		usable := tx.tx.NewSelect().
+			TableExpr("pd").
+			ColumnExpr("pd.id, pd.dn_id, n.location AS loc").
+			ColumnExpr(freeExpr+" AS free").
+			ColumnExpr("ROW_NUMBER() OVER (PARTITION BY pd.dn_id ORDER BY "+freeExpr+" DESC, pd.id ASC) AS dn_rank").
+			Join("JOIN pd_status AS s ON s.pd_id = pd.id").
+			Join("JOIN node AS n ON n.id = pd.dn_id").
+			Join("JOIN node_status AS ns ON ns.node_id = n.id").
+			Where("pd.offline = ?", false).
 			Where("n.offline = ?", false).
 			Where("ns.health <> ?", HealthFailed).
 			Where("(CASE WHEN s.capacity > 0 THEN s.capacity ELSE pd.capacity_estimate END) >= pd.allocated + ?", minFree)
-		best := tx.tx.NewSelect().
-			TableExpr("(?) AS a", q).
-			ColumnExpr("a.*").
-			ColumnExpr("ROW_NUMBER() OVER (PARTITION BY a.dn_id ORDER BY a.free DESC, a.id ASC) AS dn_rank")
 		ranked := tx.tx.NewSelect().
-			TableExpr("(?) AS b", best).
-			ColumnExpr("b.*").
-			ColumnExpr("ROW_NUMBER() OVER (PARTITION BY b.dn_location ORDER BY b.free DESC, b.id ASC, b.dn_id ASC) AS loc_rank").
+			TableExpr("(?) AS b", usable).
+			ColumnExpr("b.id").
+			ColumnExpr("ROW_NUMBER() OVER (PARTITION BY b.loc ORDER BY b.free DESC, b.id ASC, b.dn_id ASC) AS loc_rank").
 			Where("b.dn_rank = 1")
-		q = tx.tx.NewSelect().
+		winners := tx.tx.NewSelect().
 			TableExpr("(?) AS c", ranked).
-			ColumnExpr("c.*").
-			Where("c.loc_rank <= ?", count).
-			OrderExpr("c.id")
-	} else {
-		q = q.OrderExpr("pd.id")
+			ColumnExpr("c.id").
+			Where("c.loc_rank <= ?", count)
+		q = q.Join("JOIN (?) AS w ON w.id = pd.id", winners)
 	}
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("list placement candidates: %w", err)
@@ -95,9 +100,6 @@ type pdCandidateRow struct {
 	DNOffline        bool   `bun:"dn_offline"`
 	DNGeneration     uint64 `bun:"dn_generation"`
 	DNHealth         Health `bun:"dn_health"`
-	Free             int64  `bun:"free"`
-	DNRank           int64  `bun:"dn_rank"`
-	LocRank          int64  `bun:"loc_rank"`
 }
 
 // CNCandidates returns every cn with its health and load, ordered by id.
@@ -111,8 +113,9 @@ func (tx *Tx) CNCandidates(ctx context.Context) ([]CNCandidate, error) {
 		TableExpr("node").
 		ColumnExpr("node.*").
 		ColumnExpr("ns.health AS health").
-		ColumnExpr("(SELECT COUNT(*) FROM cntlr AS c WHERE c.cn_id = node.id) AS cntlr_load").
+		ColumnExpr("COALESCE(l.n, 0) AS cntlr_load").
 		Join("JOIN node_status AS ns ON ns.node_id = node.id").
+		Join("LEFT JOIN (SELECT cn_id, COUNT(*) AS n FROM cntlr GROUP BY cn_id) AS l ON l.cn_id = node.id").
 		Where("node.kind = ?", kindCN).
 		OrderExpr("node.id").
 		Scan(ctx, &rows)
