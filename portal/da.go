@@ -30,6 +30,9 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 	vdSize := vda.VDSize(da.Size, vdCount)
 	var out *vdav1.Da
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.LockPlacement(ctx); err != nil {
+			return err
+		}
 		// A taken name is the answer even when nothing would fit.
 		if _, err := tx.DA(ctx, da.Name); err == nil {
 			return fmt.Errorf("da %s: %w", da.Name, vda.ErrAlreadyExists)

@@ -268,6 +268,11 @@ func migrateInitial(ctx context.Context, db bun.IDB, d Dialect) error {
 	CONSTRAINT exp_da FOREIGN KEY (da_id) REFERENCES da (id)
 ){tail}`,
 	}
+	stmts = append(stmts,
+		`CREATE TABLE IF NOT EXISTS placement_lock (
+	id INTEGER NOT NULL PRIMARY KEY,
+	placements BIGINT NOT NULL
+){tail}`)
 	if d != MySQL {
 		stmts = append(stmts,
 			index("node_hash", "node", "kind, hash_code"),
@@ -276,5 +281,15 @@ func migrateInitial(ctx context.Context, db bun.IDB, d Dialect) error {
 			index("cntlr_cn_idx", "cntlr", "cn_id"),
 		)
 	}
-	return execAll(ctx, db, d, stmts)
+	if err := execAll(ctx, db, d, stmts); err != nil {
+		return err
+	}
+	// The one row LockPlacement updates; the migration may run again on
+	// MySQL after a crash, so insert it only when missing.
+	n, err := db.NewSelect().Table("placement_lock").Count(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = db.NewRaw("INSERT INTO placement_lock (id, placements) VALUES (1, 0)").Exec(ctx)
+	return err
 }

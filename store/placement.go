@@ -27,6 +27,23 @@ type CNCandidate struct {
 	Load int
 }
 
+// LockPlacement serialises placements across every process sharing the
+// store, until the transaction ends. Placements read the same inventory
+// and, being deterministic, pick the same pds; run concurrently they would
+// conflict on those pds' generations and retry (and on PostgreSQL wait out
+// deadlock detection), so a placement takes this lock first and then reads
+// an inventory no other placement is changing. Call it before the reads.
+func (tx *Tx) LockPlacement(ctx context.Context) error {
+	res, err := tx.tx.NewRaw("UPDATE placement_lock SET placements = placements + 1 WHERE id = 1").Exec(ctx)
+	if err != nil {
+		return classify(fmt.Errorf("take the placement lock: %w", err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("take the placement lock: the lock row is missing")
+	}
+	return nil
+}
+
 // PDCandidates returns pds for placement, ordered by pd id.
 //
 // With count 0 it returns every pd, to explain a failed placement.
