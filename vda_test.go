@@ -34,4 +34,3 @@ func TestFormatSize(t *testing.T) {
 		assert.Equal(t, tt.want, vda.FormatSize(tt.n), "FormatSize(%d)", tt.n)
 	}
 }
-
