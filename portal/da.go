@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"connectrpc.com/connect"
 	"github.com/virtual-disk-array/vda"
@@ -278,82 +279,59 @@ func (s *Service) GetDa(ctx context.Context, req *connect.Request[vdav1.GetDaReq
 // placement and observed status, and the array's summed health.
 func daMsg(ctx context.Context, tx *store.Tx, da store.DA) (*vdav1.Da, error) {
 	out := daOf(da)
-	vds, err := tx.VDs(ctx, da.ID)
-	if err != nil {
-		return nil, err
-	}
-	vdSt, err := tx.VDStatuses(ctx, da.ID)
+	vds, err := tx.VDViews(ctx, da.ID)
 	if err != nil {
 		return nil, err
 	}
 	health := vdav1.Health_HEALTH_OK
 	worse := func(h vdav1.Health) {
-		// UNKNOWN < OK in the enum, but for a sum OK only if all are OK,
-		// FAILED beats ERROR beats UNKNOWN.
-		rank := map[vdav1.Health]int{vdav1.Health_HEALTH_OK: 0, vdav1.Health_HEALTH_UNKNOWN: 1, vdav1.Health_HEALTH_ERROR: 2, vdav1.Health_HEALTH_FAILED: 3}
-		if rank[h] > rank[health] {
+		if healthRank[h] > healthRank[health] {
 			health = h
 		}
 	}
 	for _, vd := range vds {
-		dn, err := tx.DNByID(ctx, vd.DNID)
-		if err != nil {
-			return nil, err
-		}
-		pd, err := tx.PDByID(ctx, vd.PDID)
-		if err != nil {
-			return nil, err
-		}
-		st := objStatusOf(vdSt[vd.ID])
+		st := objStatusOf(vd.Status)
 		worse(st.Health)
-		out.Vds = append(out.Vds, &vdav1.Vd{Id: string(vd.ID), Index: vd.Index, DnName: dn.Name, PdName: pd.Name, Size: vd.Size, Status: st})
+		out.Vds = append(out.Vds, &vdav1.Vd{Id: string(vd.ID), Index: vd.Index, DnName: vd.DNName, PdName: vd.PDName, Size: vd.Size, Status: st})
 	}
 	paths, err := cntlrPaths(ctx, tx, da.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range paths {
-		worse(p.status.Health)
+		st := objStatusOf(p.Status)
+		worse(st.Health)
 		out.Cntlrs = append(out.Cntlrs, &vdav1.Cntlr{
-			Id: string(p.cntlr.ID), Index: p.cntlr.Index, CnName: p.cn.Name, Role: roleOf(p.cntlr.Primary),
-			Listener: listenerOf(p.cn.Listener), Status: p.status,
+			Id: string(p.ID), Index: p.Index, CnName: p.CNName, Role: roleOf(p.Primary),
+			Listener: listenerOf(p.CNListener), Status: st,
 		})
 	}
 	out.Health = health
 	return out, nil
 }
 
-// cntlrPath is one controller of an array with its cn and status.
-type cntlrPath struct {
-	cntlr  store.Cntlr
-	cn     store.CN
-	status *vdav1.Status
+// healthRank orders health for summing: OK only if all parts are OK, and
+// FAILED beats ERROR beats UNKNOWN.
+var healthRank = map[vdav1.Health]int{
+	vdav1.Health_HEALTH_OK: 0, vdav1.Health_HEALTH_UNKNOWN: 1, vdav1.Health_HEALTH_ERROR: 2, vdav1.Health_HEALTH_FAILED: 3,
 }
 
 // cntlrPaths returns an array's controllers, the primary first.
-func cntlrPaths(ctx context.Context, tx *store.Tx, da vda.DAID) ([]cntlrPath, error) {
-	cntlrs, err := tx.Cntlrs(ctx, da)
+func cntlrPaths(ctx context.Context, tx *store.Tx, da vda.DAID) ([]store.CntlrView, error) {
+	cntlrs, err := tx.CntlrViews(ctx, da)
 	if err != nil {
 		return nil, err
 	}
-	sts, err := tx.CntlrStatuses(ctx, da)
-	if err != nil {
-		return nil, err
-	}
-	var primary, rest []cntlrPath
-	for _, c := range cntlrs {
-		cn, err := tx.CNByID(ctx, c.CNID)
-		if err != nil {
-			return nil, err
+	slices.SortStableFunc(cntlrs, func(a, b store.CntlrView) int {
+		switch {
+		case a.Primary == b.Primary:
+			return 0
+		case a.Primary:
+			return -1
 		}
-		p := cntlrPath{cntlr: c, cn: cn, status: objStatusOf(sts[c.ID])}
-		if c.Primary {
-			primary = append(primary, p)
-		} else {
-			rest = append(rest, p)
-		}
-	}
-	return append(primary, rest...), nil
+		return 1
+	})
+	return cntlrs, nil
 }
 
 func (s *Service) ListDa(ctx context.Context, req *connect.Request[vdav1.ListDaRequest]) (*connect.Response[vdav1.ListDaResponse], error) {

@@ -142,7 +142,7 @@ func expMsg(ctx context.Context, tx *store.Tx, da store.DA, exp store.Exp) (*vda
 	}
 	for _, p := range paths {
 		out.Paths = append(out.Paths, &vdav1.ExpPath{
-			CnName: p.cn.Name, Role: roleOf(p.cntlr.Primary), Listener: listenerOf(p.cn.Listener), Status: p.status,
+			CnName: p.CNName, Role: roleOf(p.Primary), Listener: listenerOf(p.CNListener), Status: objStatusOf(p.Status),
 		})
 	}
 	return out, nil

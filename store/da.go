@@ -303,3 +303,97 @@ func (tx *Tx) CountsBy(ctx context.Context, child string) (map[string]int, error
 	}
 	return out, nil
 }
+
+// VDView is a vd with what a reader of its array shows: the names of its
+// dn and pd, and its status.
+type VDView struct {
+	VD
+	DNName string
+	PDName string
+	Status ObjStatus
+}
+
+// VDViews returns an array's vds with their dn and pd names and statuses,
+// ordered by index, in one query.
+func (tx *Tx) VDViews(ctx context.Context, da vda.DAID) ([]VDView, error) {
+	var rows []struct {
+		vdRow
+		DNName string `bun:"dn_name"`
+		PDName string `bun:"pd_name"`
+		Health Health `bun:"health"`
+		Error  string `bun:"error"`
+		Rep    int64  `bun:"reported_at"`
+	}
+	err := tx.tx.NewSelect().
+		TableExpr("vd").
+		ColumnExpr("vd.*").
+		ColumnExpr("n.name AS dn_name, pd.name AS pd_name").
+		ColumnExpr("s.health, s.error, s.reported_at").
+		Join("JOIN node AS n ON n.id = vd.dn_id").
+		Join("JOIN pd ON pd.id = vd.pd_id").
+		Join("JOIN vd_status AS s ON s.vd_id = vd.id").
+		Where("vd.da_id = ?", da).
+		OrderExpr("vd.idx").
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("list vds of da %s: %w", da, err)
+	}
+	out := make([]VDView, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		out[i] = VDView{
+			VD: r.vd(), DNName: r.DNName, PDName: r.PDName,
+			Status: ObjStatus{Health: r.Health, Error: r.Error, ReportedAt: fromMillis(r.Rep)},
+		}
+	}
+	return out, nil
+}
+
+// CntlrView is a controller with what a reader of its array shows: its
+// cn's name and listener, and its status.
+type CntlrView struct {
+	Cntlr
+	CNName     string
+	CNListener Listener
+	Status     ObjStatus
+}
+
+// CntlrViews returns an array's controllers with their cns and statuses,
+// ordered by index, in one query.
+func (tx *Tx) CntlrViews(ctx context.Context, da vda.DAID) ([]CntlrView, error) {
+	var rows []struct {
+		cntlrRow
+		CNName  string `bun:"cn_name"`
+		TrType  string `bun:"trtype"`
+		AdrFam  string `bun:"adrfam"`
+		TrAddr  string `bun:"traddr"`
+		TrSvcID string `bun:"trsvcid"`
+		Health  Health `bun:"health"`
+		Error   string `bun:"error"`
+		Rep     int64  `bun:"reported_at"`
+	}
+	err := tx.tx.NewSelect().
+		TableExpr("cntlr").
+		ColumnExpr("cntlr.*").
+		ColumnExpr("n.name AS cn_name, n.trtype, n.adrfam, n.traddr, n.trsvcid").
+		ColumnExpr("s.health, s.error, s.reported_at").
+		Join("JOIN node AS n ON n.id = cntlr.cn_id").
+		Join("JOIN cntlr_status AS s ON s.cntlr_id = cntlr.id").
+		Where("cntlr.da_id = ?", da).
+		OrderExpr("cntlr.idx").
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("list controllers of da %s: %w", da, err)
+	}
+	out := make([]CntlrView, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		out[i] = CntlrView{
+			Cntlr:      r.cntlr(),
+			CNName:     r.CNName,
+			CNListener: Listener{TrType: r.TrType, AdrFam: r.AdrFam, TrAddr: r.TrAddr, TrSvcID: r.TrSvcID},
+			Status:     ObjStatus{Health: r.Health, Error: r.Error, ReportedAt: fromMillis(r.Rep)},
+		}
+	}
+	return out, nil
+}
