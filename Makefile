@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/.tmp/bin
-PROTO := proto/vda/v1/resources.proto proto/vda/v1/portal.proto
+PROTO := proto/vda/v1/resources.proto proto/vda/v1/portal.proto proto/vda/v1/agent.proto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 

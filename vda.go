@@ -17,6 +17,8 @@
 package vda
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -203,4 +205,89 @@ func EstimatedLvstoreCapacity(size uint64) uint64 {
 		return 0
 	}
 	return (size - reserve) / ClusterSize * ClusterSize
+}
+
+// Names of the SPDK objects VDA owns. Each derives from the id of the
+// resource that owns it and starts with ObjectPrefix, so that an agent
+// recognises its own objects after a restart and leaves every other object
+// alone. NQNs VDA owns start with NQNPrefix + ":".
+
+// ObjectPrefix starts the name of every SPDK bdev, lvstore and NVMe-oF
+// initiator controller VDA creates.
+const ObjectPrefix = ControlPlaneName + "-"
+
+// PDBdevName is the bdev of a malloc or aio pd, and the NVMe controller
+// name of an nvme pd (whose bdev is PDBdevName(id)+"n1").
+func PDBdevName(id PDID) string { return ObjectPrefix + "pd-" + string(id) }
+
+// LvstoreName is the lvstore on a pd.
+func LvstoreName(id PDID) string { return ObjectPrefix + "lvs-" + string(id) }
+
+// LvolName is a vd's logical volume in its pd's lvstore; SPDK also knows it
+// by the alias LvstoreName(pd)+"/"+LvolName(vd).
+func LvolName(id VDID) string { return ObjectPrefix + "vd-" + string(id) }
+
+// VDCtrlrName is the NVMe-oF initiator controller through which an array's
+// primary reaches a vd; its bdev is VDCtrlrName(id)+"n1".
+func VDCtrlrName(id VDID) string { return ObjectPrefix + "vdc-" + string(id) }
+
+// PrimaryCtrlrName is the NVMe-oF initiator controller through which a
+// secondary reaches the primary id; its bdev is PrimaryCtrlrName(id)+"n1".
+// Naming it after the primary means a new primary is a new object: the
+// secondary detaches the deposed one and attaches the new one.
+func PrimaryCtrlrName(id CntlrID) string { return ObjectPrefix + "pri-" + string(id) }
+
+// RaidName is the RAID bdev a primary builds over an array's vds. It is the
+// array's top bdev, the one its namespace exports.
+func RaidName(id DAID) string { return ObjectPrefix + "raid-" + string(id) }
+
+// CntlrHostNQN is the host NQN a controller presents when it connects: to
+// the vds, as the array's primary (the vds allow only this NQN: the fence),
+// or to the primary, as a secondary.
+func CntlrHostNQN(id CntlrID) string { return NQNPrefix + ":cntlr-" + string(id) }
+
+// ArraySerial is the serial number every controller of an array reports,
+// at most the 20 characters NVMe allows.
+func ArraySerial(id DAID) string { return serial("VDA", string(id)) }
+
+// VDSerial is the serial number of a vd's subsystem.
+func VDSerial(id VDID) string { return serial("VDV", string(id)) }
+
+func serial(prefix, id string) string {
+	s := prefix + id
+	if len(s) > 20 {
+		s = s[:20]
+	}
+	return s
+}
+
+// ArrayModel and VDModel are the model numbers of the subsystems VDA
+// exports (at most 40 characters).
+const (
+	ArrayModel = "VDA Disk Array"
+	VDModel    = "VDA Virtual Disk"
+)
+
+// ArrayNamespaceUUID is the UUID of an array's namespace on every
+// controller, so a host sees one namespace with a path per controller. It
+// is derived from the array's id (an RFC 9562 version 8 UUID over SHA-256),
+// never from a bdev, so it survives a failover that rebuilds the array on
+// another controller node.
+func ArrayNamespaceUUID(id DAID) string { return derivedUUID("da", string(id)) }
+
+// VDNamespaceUUID is the UUID of a vd's namespace on its dn.
+func VDNamespaceUUID(id VDID) string { return derivedUUID("vd", string(id)) }
+
+// NGUID is the namespace globally unique identifier matching a UUID from
+// ArrayNamespaceUUID or VDNamespaceUUID: its 32 hex digits in upper case,
+// the form SPDK reports.
+func NGUID(uuid string) string { return strings.ToUpper(strings.ReplaceAll(uuid, "-", "")) }
+
+func derivedUUID(kind, id string) string {
+	sum := sha256.Sum256([]byte("vda namespace " + kind + " " + id))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x80 // version 8
+	b[8] = b[8]&0x3f | 0x80 // RFC 9562 variant
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

@@ -186,10 +186,7 @@ func (c *Client) NvmfSubsystemAddNs(ctx context.Context, req NvmfSubsystemAddNsR
 
 // NvmfSubsystemRemoveNs removes a namespace and releases its bdev.
 func (c *Client) NvmfSubsystemRemoveNs(ctx context.Context, nqn string, nsid uint32) error {
-	return c.Call(ctx, "nvmf_subsystem_remove_ns", struct {
-		NQN  string `json:"nqn"`
-		NSID uint32 `json:"nsid"`
-	}{nqn, nsid}, nil)
+	return c.Do(ctx, OpNvmfSubsystemRemoveNs(nqn, nsid))
 }
 
 // NvmfSubsystemAddListenerRequest adds a listener to a subsystem.
@@ -209,10 +206,7 @@ func (c *Client) NvmfSubsystemAddListener(ctx context.Context, req NvmfSubsystem
 // NvmfSubsystemRemoveListener removes a listener; a missing one is
 // ErrInvalidParams.
 func (c *Client) NvmfSubsystemRemoveListener(ctx context.Context, nqn string, addr ListenAddress) error {
-	return c.Call(ctx, "nvmf_subsystem_remove_listener", struct {
-		NQN           string        `json:"nqn"`
-		ListenAddress ListenAddress `json:"listen_address"`
-	}{nqn, addr}, nil)
+	return c.Do(ctx, OpNvmfSubsystemRemoveListener(nqn, addr))
 }
 
 // Listener is one listener as nvmf_subsystem_get_listeners reports it.
@@ -273,10 +267,7 @@ func (c *Client) NvmfSubsystemRemoveHost(ctx context.Context, nqn, host string) 
 // NvmfSubsystemAllowAnyHost sets allow_any_host. Turning it off does not
 // disconnect hosts already connected.
 func (c *Client) NvmfSubsystemAllowAnyHost(ctx context.Context, nqn string, allow bool) error {
-	return c.Call(ctx, "nvmf_subsystem_allow_any_host", struct {
-		NQN          string `json:"nqn"`
-		AllowAnyHost bool   `json:"allow_any_host"`
-	}{nqn, allow}, nil)
+	return c.Do(ctx, OpNvmfSubsystemAllowAnyHost(nqn, allow))
 }
 
 // NvmfController is a host's controller on a subsystem, as

@@ -1,0 +1,332 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/virtual-disk-array/vda"
+	"github.com/virtual-disk-array/vda/spdk"
+)
+
+// Config configures an agent. The zero value of every field but SPDK is a
+// working default.
+type Config struct {
+	// SPDK is the agent's SPDK application: an *spdk.Conn on its socket,
+	// or the embedded data plane.
+	SPDK spdk.Caller
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// CallTimeout bounds each SPDK call; 0 means 30 s.
+	CallTimeout time.Duration
+	// MaxPasses bounds the observe-plan-execute passes of one reconcile;
+	// 0 means 4, which a node converging normally never reaches (it takes
+	// two passes, three when it creates a pd's bdev).
+	MaxPasses int
+	// Nvme sets the reconnect options of the NVMe-oF controllers a cn
+	// attaches.
+	Nvme NvmeOptions
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.MaxPasses == 0 {
+		c.MaxPasses = 4
+	}
+	return c
+}
+
+// Validate reports every problem of the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SPDK == nil {
+		errs = append(errs, errors.New("agent: SPDK is nil"))
+	}
+	if c.CallTimeout < 0 {
+		errs = append(errs, errors.New("agent: CallTimeout is negative"))
+	}
+	if c.MaxPasses < 0 {
+		errs = append(errs, errors.New("agent: MaxPasses is negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", vda.ErrInvalidArgument, err)
+	}
+	return nil
+}
+
+// Report is the outcome of a reconcile: the generation it applied and the
+// status of every resource of the desired state. A dn fills PDs and VDs, a
+// cn Cntlrs.
+type Report struct {
+	Generation uint64
+	// Error belongs to the node as a whole: SPDK unreachable, the
+	// transport, a leftover that could not be removed.
+	Error  string
+	PDs    []PDReport
+	VDs    []ResourceReport
+	Cntlrs []ResourceReport
+}
+
+// ResourceReport is one resource's status: Error is empty when its SPDK
+// objects are as desired.
+type ResourceReport struct {
+	ID    string
+	Error string
+}
+
+// PDReport is a pd's status with its lvstore's capacity.
+type PDReport struct {
+	ID       vda.PDID
+	Error    string
+	Capacity uint64
+	Free     uint64
+}
+
+// OK says whether the report carries no error at all.
+func (r Report) OK() bool {
+	if r.Error != "" {
+		return false
+	}
+	for _, p := range r.PDs {
+		if p.Error != "" {
+			return false
+		}
+	}
+	for _, s := range [][]ResourceReport{r.VDs, r.Cntlrs} {
+		for _, x := range s {
+			if x.Error != "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// core is what both kinds of agent share: the SPDK client, the observer
+// and the reconcile passes.
+type core struct {
+	cfg     Config
+	c       *spdk.Client
+	obs     *observer
+	log     *slog.Logger
+	started time.Time
+}
+
+func newCore(cfg Config, cn bool) (*core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := spdk.New(cfg.SPDK)
+	return &core{cfg: cfg, c: c, obs: &observer{c: c, cn: cn, ana: map[string]string{}}, log: cfg.Logger, started: cfg.Now()}, nil
+}
+
+// outcome is what the passes of one reconcile leave: the last observation
+// and plan, the first error of each failed resource, and the steps still
+// to do if the passes ran out.
+type outcome struct {
+	act       *Actual
+	plan      Plan
+	failed    map[Ref]error
+	remaining []Step
+	err       error // observing SPDK failed
+	calls     int
+}
+
+// converge runs observe-plan-execute passes until a pass plans nothing
+// left to do (every step of a failed resource is dropped), or the passes
+// run out.
+func (c *core) converge(ctx context.Context, plan func(*Actual) Plan) outcome {
+	out := outcome{failed: map[Ref]error{}}
+	for pass := 1; ; pass++ {
+		act, err := c.obs.observe(ctx)
+		if err != nil {
+			out.err = fmt.Errorf("observe SPDK: %w", err)
+			return out
+		}
+		out.act, out.plan = act, plan(act)
+		steps := runnable(out.plan.Steps, out.failed)
+		if len(steps) == 0 {
+			return out
+		}
+		if pass > c.cfg.MaxPasses {
+			out.remaining = steps
+			return out
+		}
+		out.calls += c.execute(ctx, steps, out.failed)
+	}
+}
+
+// runnable drops the steps of failed resources and of those that need one.
+func runnable(steps []Step, failed map[Ref]error) []Step {
+	var out []Step
+	for _, s := range steps {
+		if failed[s.For] == nil && (s.Needs == (Ref{}) || failed[s.Needs] == nil) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// execute runs steps in order. The first failure of a resource skips its
+// remaining steps and those that need it.
+func (c *core) execute(ctx context.Context, steps []Step, failed map[Ref]error) int {
+	calls := 0
+	for _, s := range steps {
+		if failed[s.For] != nil {
+			continue
+		}
+		if s.Needs != (Ref{}) && failed[s.Needs] != nil {
+			failed[s.For] = fmt.Errorf("%s: %w", s.Needs, failed[s.Needs])
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		err := c.c.Do(cctx, s.Op)
+		cancel()
+		calls++
+		c.obs.learn(s.Op, err)
+		if err != nil {
+			c.log.Warn("reconcile step failed", "resource", s.For.String(), "method", s.Op.Method, "error", err)
+			failed[s.For] = fmt.Errorf("%s: %w", s.Op.Method, err)
+			continue
+		}
+		c.log.Debug("reconcile step", "resource", s.For.String(), "op", s.Op.String())
+	}
+	return calls
+}
+
+// status is the error text of one resource after a reconcile.
+func (o outcome) status(r Ref, parent Ref) string {
+	var msgs []string
+	if o.err != nil {
+		return o.err.Error()
+	}
+	if err := o.failed[r]; err != nil {
+		msgs = append(msgs, err.Error())
+	} else if parent != (Ref{}) && o.failed[parent] != nil {
+		msgs = append(msgs, fmt.Sprintf("%s: %v", parent, o.failed[parent]))
+	}
+	msgs = append(msgs, o.plan.Problems[r]...)
+	for _, s := range o.remaining {
+		if s.For == r {
+			msgs = append(msgs, "not converged, next step: "+s.Op.String())
+			break
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// nodeStatus is the node-wide error text: its own objects and leftovers.
+func (o outcome) nodeStatus() string {
+	if o.err != nil {
+		return o.err.Error()
+	}
+	var msgs []string
+	for _, r := range []Ref{nodeRef, cleanupRef} {
+		if m := o.status(r, Ref{}); m != "" {
+			msgs = append(msgs, m)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// DNAgent reconciles a disk node's SPDK application.
+type DNAgent struct {
+	*core
+	loop *loop[DN, Report]
+}
+
+// NewDN returns a dn agent; Run must run for Syncup to be answered.
+func NewDN(cfg Config) (*DNAgent, error) {
+	c, err := newCore(cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	a := &DNAgent{core: c}
+	a.loop = newLoop(func(d DN) uint64 { return d.Generation }, a.reconcile)
+	return a, nil
+}
+
+// Run reconciles until ctx ends.
+func (a *DNAgent) Run(ctx context.Context) error { return a.loop.run(ctx) }
+
+// Syncup reconciles SPDK to d and reports the status of every resource.
+// It fails with vda.ErrStaleGeneration if a newer generation was applied
+// or is queued, and vda.ErrUnavailable once the agent stops.
+func (a *DNAgent) Syncup(ctx context.Context, d DN) (Report, error) { return a.loop.submit(ctx, d) }
+
+// AppliedGeneration is the highest generation this agent has reconciled.
+func (a *DNAgent) AppliedGeneration() uint64 { return a.loop.appliedGeneration() }
+
+func (a *DNAgent) reconcile(ctx context.Context, d DN) Report {
+	start := a.cfg.Now()
+	o := a.converge(ctx, func(act *Actual) Plan { return PlanDN(d, act) })
+	rep := Report{Generation: d.Generation, Error: o.nodeStatus()}
+	for _, pd := range d.PDs {
+		r := Ref{RefPD, string(pd.ID)}
+		pr := PDReport{ID: pd.ID, Error: o.status(r, Ref{})}
+		if o.act != nil {
+			if lvs, ok := o.act.Lvstores[vda.LvstoreName(pd.ID)]; ok {
+				pr.Capacity, pr.Free = lvs.TotalDataClusters*lvs.ClusterSize, lvs.FreeBytes()
+			} else if pr.Error == "" {
+				pr.Error = "lvstore " + vda.LvstoreName(pd.ID) + " is missing"
+			}
+		}
+		rep.PDs = append(rep.PDs, pr)
+		for _, vd := range pd.VDs {
+			rep.VDs = append(rep.VDs, ResourceReport{ID: string(vd.ID), Error: o.status(Ref{RefVD, string(vd.ID)}, r)})
+		}
+	}
+	a.log.Info("dn reconciled", "generation", d.Generation, "ok", rep.OK(), "calls", o.calls, "took", a.cfg.Now().Sub(start))
+	return rep
+}
+
+// CNAgent reconciles a controller node's SPDK application.
+type CNAgent struct {
+	*core
+	loop *loop[CN, Report]
+}
+
+// NewCN returns a cn agent; Run must run for Syncup to be answered.
+func NewCN(cfg Config) (*CNAgent, error) {
+	c, err := newCore(cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	a := &CNAgent{core: c}
+	a.loop = newLoop(func(d CN) uint64 { return d.Generation }, a.reconcile)
+	return a, nil
+}
+
+// Run reconciles until ctx ends.
+func (a *CNAgent) Run(ctx context.Context) error { return a.loop.run(ctx) }
+
+// Syncup reconciles SPDK to d; see DNAgent.Syncup.
+func (a *CNAgent) Syncup(ctx context.Context, d CN) (Report, error) { return a.loop.submit(ctx, d) }
+
+// AppliedGeneration is the highest generation this agent has reconciled.
+func (a *CNAgent) AppliedGeneration() uint64 { return a.loop.appliedGeneration() }
+
+func (a *CNAgent) reconcile(ctx context.Context, d CN) Report {
+	start := a.cfg.Now()
+	o := a.converge(ctx, func(act *Actual) Plan { return PlanCN(d, act, a.cfg.Nvme) })
+	rep := Report{Generation: d.Generation, Error: o.nodeStatus()}
+	for _, ct := range d.Cntlrs {
+		rep.Cntlrs = append(rep.Cntlrs, ResourceReport{ID: string(ct.ID), Error: o.status(Ref{RefCntlr, string(ct.ID)}, Ref{})})
+	}
+	a.log.Info("cn reconciled", "generation", d.Generation, "ok", rep.OK(), "calls", o.calls, "took", a.cfg.Now().Sub(start))
+	return rep
+}
