@@ -179,7 +179,6 @@ type subsystemSpec struct {
 	hosts           []string
 }
 
-
 // sortedKeys returns a map's keys in order, so that plans are
 // deterministic.
 func sortedKeys[V any](m map[string]V) []string {
