@@ -219,6 +219,11 @@ func (o outcome) status(r Ref, parent Ref) string {
 	} else if parent != (Ref{}) && o.failed[parent] != nil {
 		msgs = append(msgs, fmt.Sprintf("%s: %v", parent, o.failed[parent]))
 	}
+	if parent != (Ref{}) {
+		for _, p := range o.plan.Problems[parent] {
+			msgs = append(msgs, fmt.Sprintf("%s: %s", parent, p))
+		}
+	}
 	msgs = append(msgs, o.plan.Problems[r]...)
 	for _, s := range o.remaining {
 		if s.For == r {

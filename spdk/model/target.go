@@ -249,3 +249,27 @@ func osFileSize(name string) (int64, bool, error) {
 	size, err := f.Seek(0, io.SeekEnd)
 	return size, true, err
 }
+
+// Stop ends the target as the exit of its process would, for tests that
+// restart an SPDK application: it stops listening (its ports become free
+// for a new Target on the same Fabric), the hosts connected to its
+// subsystems lose their connections, and its own NVMe-oF connections
+// close. The object graph stays for inspection; a stopped Target should
+// not serve requests again.
+func (t *Target) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.subsystems {
+		s.disconnect(func(*nvmfCtrlr) bool { return true })
+		for _, l := range s.listeners {
+			t.fabric.unbind(portKey(l.trtype, l.traddr, l.trsvcid), t)
+		}
+	}
+	for _, c := range t.ctrlrs {
+		for _, p := range c.paths {
+			if p.link != nil {
+				p.link.close()
+			}
+		}
+	}
+}

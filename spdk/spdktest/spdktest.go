@@ -35,7 +35,10 @@ type Server struct {
 	// change its state directly.
 	Target *model.Target
 
-	tb testing.TB
+	tb     testing.TB
+	cfg    model.Config
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // Start serves a new model.Target built from cfg on a Unix socket in a
@@ -43,23 +46,52 @@ type Server struct {
 // test ends.
 func Start(tb testing.TB, cfg model.Config) *Server {
 	tb.Helper()
-	target := model.New(cfg)
-	path := filepath.Join(socketDir(tb), "spdk.sock")
-	ln, err := net.Listen("unix", path)
+	if cfg.Fabric == nil {
+		// Restart needs the fabric the first target joined.
+		cfg.Fabric = model.NewFabric()
+	}
+	s := &Server{Path: filepath.Join(socketDir(tb), "spdk.sock"), tb: tb, cfg: cfg}
+	s.start()
+	tb.Cleanup(s.stop)
+	return s
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	s.Target = model.New(s.cfg)
+	ln, err := net.Listen("unix", s.Path)
 	if err != nil {
-		tb.Fatalf("spdktest: listen on %s: %v", path, err)
+		s.tb.Fatalf("spdktest: listen on %s: %v", s.Path, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := jsonrpc.Server{Handler: target, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := jsonrpc.Server{Handler: s.Target, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	go func() { done <- srv.Serve(ctx, ln) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
-			tb.Errorf("spdktest: serve %s: %v", path, err)
-		}
-	})
-	return &Server{Path: path, Target: target, tb: tb}
+	s.cancel, s.done = cancel, done
+}
+
+func (s *Server) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	if err := <-s.done; err != nil && !errors.Is(err, net.ErrClosed) {
+		s.tb.Errorf("spdktest: serve %s: %v", s.Path, err)
+	}
+	s.cancel = nil
+	s.Target.Stop()
+}
+
+// Restart simulates the SPDK application dying and starting again: the
+// socket closes (clients see their connection drop), the old target stops
+// (its hosts and its own NVMe-oF connections are cut, its ports freed),
+// and a fresh, empty target serves the same socket path on the same
+// fabric. A client's spdk.Conn redials it on its next call.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.stop()
+	_ = os.Remove(s.Path)
+	s.start()
 }
 
 // StartFabric starts one server per config, all on one new model.Fabric
