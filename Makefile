@@ -14,6 +14,8 @@ help: ## List the targets
 .PHONY: build
 build: ## Build every daemon into .tmp/bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-portal ./daemons/portal
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-dnagent ./daemons/dnagent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-cnagent ./daemons/cnagent
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdactl ./daemons/vdactl
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdabench ./daemons/vdabench
 

@@ -37,7 +37,9 @@ func TestDNFromProto(t *testing.T) {
 	}{
 		{"nil", nil, []string{"desired state is missing"}},
 		{"zero generation", func(m *vdav1.DnDesired) { m.Generation = 0 }, []string{"generation is 0"}},
-		{"bad listener", func(m *vdav1.DnDesired) { m.Listener = &vdav1.NvmfListener{Trtype: "rdma", Adrfam: "ib", Traddr: "x", Trsvcid: "0"} },
+		{"bad listener", func(m *vdav1.DnDesired) {
+			m.Listener = &vdav1.NvmfListener{Trtype: "rdma", Adrfam: "ib", Traddr: "x", Trsvcid: "0"}
+		},
 			[]string{`listener.trtype "rdma" is not tcp`, `listener.adrfam "ib"`, `listener.traddr "x" is not an IP address`, `listener.trsvcid "0" is not a port`}},
 		{"id that would break SPDK names", func(m *vdav1.DnDesired) { m.Pds[0].Id = "a/b" }, []string{"pds[0].id"}},
 		{"duplicate vd", func(m *vdav1.DnDesired) {
@@ -47,7 +49,9 @@ func TestDNFromProto(t *testing.T) {
 		{"vd without fence", func(m *vdav1.DnDesired) { m.Pds[0].Vds[0].PrimaryCntlrId = "" }, []string{"pds[0].vds[0].primary_cntlr_id is empty"}},
 		{"relative aio path", func(m *vdav1.DnDesired) { m.Pds[1].Backend = &vdav1.PdDesired_Aio{Aio: &vdav1.PdAio{Path: "disk.img"}} }, []string{`pds[1].aio.path "disk.img" is not absolute`}},
 		{"no backend", func(m *vdav1.DnDesired) { m.Pds[2].Backend = nil }, []string{"pds[2] has no backend"}},
-		{"odd malloc", func(m *vdav1.DnDesired) { m.Pds[0].Backend = &vdav1.PdDesired_Malloc{Malloc: &vdav1.PdMalloc{Size: 1000}} }, []string{"pds[0].malloc.size 1000"}},
+		{"odd malloc", func(m *vdav1.DnDesired) {
+			m.Pds[0].Backend = &vdav1.PdDesired_Malloc{Malloc: &vdav1.PdMalloc{Size: 1000}}
+		}, []string{"pds[0].malloc.size 1000"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

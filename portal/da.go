@@ -30,7 +30,9 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 	}
 	vdSize := vda.VDSize(da.Size, vdCount)
 	var out *vdav1.Da
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		if err := tx.LockPlacement(ctx); err != nil {
 			return err
 		}
@@ -49,7 +51,6 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 			return fmt.Errorf("place da %s: %w", da.Name, err)
 		}
 		vds := make([]store.VD, len(pds))
-		t := newTouch(tx)
 		for i, p := range pds {
 			pd := inv.pds[p.ID].PD
 			// Guarded by the generation the allocator saw: a concurrent
@@ -77,6 +78,12 @@ func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.Creat
 	})
 	if err != nil {
 		return nil, err
+	}
+	if s.push(ctx, t) {
+		// The agents answered in time: show what they reported.
+		if fresh, err := s.readDa(ctx, da.Name); err == nil {
+			out = fresh
+		}
 	}
 	return connect.NewResponse(&vdav1.CreateDaResponse{Da: out}), nil
 }
@@ -178,7 +185,9 @@ func (s *Service) DeleteDa(ctx context.Context, req *connect.Request[vdav1.Delet
 	if err := vda.ValidateName("name", m.GetName()); err != nil {
 		return nil, err
 	}
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		da, err := tx.DA(ctx, m.GetName())
 		if err != nil {
 			return err
@@ -197,7 +206,6 @@ func (s *Service) DeleteDa(ctx context.Context, req *connect.Request[vdav1.Delet
 		if err != nil {
 			return err
 		}
-		t := newTouch(tx)
 		for _, vd := range vds {
 			pd, err := tx.PDByID(ctx, vd.PDID)
 			if err != nil {
@@ -219,6 +227,7 @@ func (s *Service) DeleteDa(ctx context.Context, req *connect.Request[vdav1.Delet
 	if err != nil {
 		return nil, err
 	}
+	s.push(ctx, t)
 	return connect.NewResponse(&vdav1.DeleteDaResponse{}), nil
 }
 
@@ -260,19 +269,24 @@ func (s *Service) GetDa(ctx context.Context, req *connect.Request[vdav1.GetDaReq
 	if err := vda.ValidateName("name", req.Msg.GetName()); err != nil {
 		return nil, err
 	}
+	out, err := s.readDa(ctx, req.Msg.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&vdav1.GetDaResponse{Da: out}), nil
+}
+
+func (s *Service) readDa(ctx context.Context, name string) (*vdav1.Da, error) {
 	var out *vdav1.Da
 	err := s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
-		da, err := tx.DA(ctx, req.Msg.GetName())
+		da, err := tx.DA(ctx, name)
 		if err != nil {
 			return err
 		}
 		out, err = daMsg(ctx, tx, da)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&vdav1.GetDaResponse{Da: out}), nil
+	return out, err
 }
 
 // daMsg builds the full view of an array: every vd and controller with its

@@ -22,7 +22,9 @@ func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.Crea
 		return nil, err
 	}
 	var out *vdav1.Exp
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		da, err := tx.DA(ctx, m.GetDaName())
 		if err != nil {
 			return err
@@ -41,7 +43,7 @@ func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.Crea
 			return fmt.Errorf("da %s: %w", da.Name, err)
 		}
 		// Every controller of the array admits the host.
-		if err := newTouch(tx).arrayCNs(ctx, da.ID); err != nil {
+		if err := t.arrayCNs(ctx, da.ID); err != nil {
 			return err
 		}
 		out, err = expMsg(ctx, tx, da, exp)
@@ -50,6 +52,7 @@ func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.Crea
 	if err != nil {
 		return nil, err
 	}
+	s.push(ctx, t)
 	return connect.NewResponse(&vdav1.CreateExpResponse{Exp: out}), nil
 }
 
@@ -78,7 +81,9 @@ func (s *Service) DeleteExp(ctx context.Context, req *connect.Request[vdav1.Dele
 	if err := checkExpRef(m.GetDaName(), m.GetName()); err != nil {
 		return nil, err
 	}
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		da, exp, err := expOfDA(ctx, tx, m.GetDaName(), m.GetName())
 		if err != nil {
 			return err
@@ -89,11 +94,12 @@ func (s *Service) DeleteExp(ctx context.Context, req *connect.Request[vdav1.Dele
 		if err := tx.DeleteExp(ctx, exp); err != nil {
 			return err
 		}
-		return newTouch(tx).arrayCNs(ctx, da.ID)
+		return t.arrayCNs(ctx, da.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.push(ctx, t)
 	return connect.NewResponse(&vdav1.DeleteExpResponse{}), nil
 }
 

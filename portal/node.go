@@ -192,29 +192,37 @@ type nodeKind[N any, M any] struct {
 	remove func(*store.Tx, context.Context, N) error
 	// dependents says what must go before the node can, "" if nothing.
 	dependents func(context.Context, *store.Tx, N) (string, error)
+	// mark records that the node itself changed (its generation is
+	// already incremented), so that it is pushed.
+	mark func(*touch, *N)
 	// listenerMoved touches the nodes that reach this one at its listener.
-	listenerMoved func(context.Context, *store.Tx, N) error
+	listenerMoved func(context.Context, *touch, N) error
 	// msgs renders nodes for the API; the statuses and counts it needs are
 	// read once for all of them.
 	msgs func(context.Context, *store.Tx, []N) ([]M, error)
 }
 
-func (k nodeKind[N, M]) create(ctx context.Context, db *store.DB, r nodeCreate) (M, error) {
+// create inserts a node and returns it with the touch that marks it, to be
+// pushed: a new agent learns its (empty) state and sets up its transport.
+func (k nodeKind[N, M]) create(ctx context.Context, db *store.DB, r nodeCreate) (M, *touch, error) {
 	var out M
+	var t *touch
 	spec, err := newNodeSpec(r)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	err = db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		var n N
 		*k.spec(&n) = spec
 		if err := k.insert(tx, ctx, &n); err != nil {
 			return err
 		}
+		k.mark(t, &n)
 		out, err = k.msg(ctx, tx, n)
 		return err
 	})
-	return out, err
+	return out, t, err
 }
 
 func (k nodeKind[N, M]) delete(ctx context.Context, db *store.DB, name string, gen *uint64) error {
@@ -240,13 +248,16 @@ func (k nodeKind[N, M]) delete(ctx context.Context, db *store.DB, name string, g
 	})
 }
 
-func (k nodeKind[N, M]) modify(ctx context.Context, db *store.DB, r nodeModify, gen *uint64) (M, error) {
+// modify changes a node and returns it with the nodes the change touched.
+func (k nodeKind[N, M]) modify(ctx context.Context, db *store.DB, r nodeModify, gen *uint64) (M, *touch, error) {
 	var out M
+	var t *touch
 	edit, err := newNodeEdit(r)
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
 	err = db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		n, err := k.get(tx, ctx, r.GetName())
 		if err != nil {
 			return err
@@ -262,8 +273,9 @@ func (k nodeKind[N, M]) modify(ctx context.Context, db *store.DB, r nodeModify, 
 			if err := k.update(tx, ctx, &n); err != nil {
 				return err
 			}
+			k.mark(t, &n)
 			if listenerChanged {
-				if err := k.listenerMoved(ctx, tx, n); err != nil {
+				if err := k.listenerMoved(ctx, t, n); err != nil {
 					return err
 				}
 			}
@@ -271,7 +283,7 @@ func (k nodeKind[N, M]) modify(ctx context.Context, db *store.DB, r nodeModify, 
 		out, err = k.msg(ctx, tx, n)
 		return err
 	})
-	return out, err
+	return out, t, err
 }
 
 func (k nodeKind[N, M]) read(ctx context.Context, db *store.DB, name string) (M, error) {
@@ -335,13 +347,14 @@ var dns = nodeKind[store.DN, *vdav1.Dn]{
 		}
 		return fmt.Sprintf("has %d pd(s); delete them first", n), nil
 	},
+	mark: func(t *touch, n *store.DN) { t.dns[n.ID] = true },
 	// Primaries reach their vds at the dn's listener.
-	listenerMoved: func(ctx context.Context, tx *store.Tx, dn store.DN) error {
+	listenerMoved: func(ctx context.Context, t *touch, dn store.DN) error {
+		tx := t.tx
 		vds, err := tx.VDsOnDN(ctx, dn.ID)
 		if err != nil {
 			return err
 		}
-		t := newTouch(tx)
 		for _, vd := range vds {
 			cntlrs, err := tx.Cntlrs(ctx, vd.DAID)
 			if err != nil {
@@ -375,7 +388,10 @@ var dns = nodeKind[store.DN, *vdav1.Dn]{
 }
 
 func (s *Service) CreateDn(ctx context.Context, req *connect.Request[vdav1.CreateDnRequest]) (*connect.Response[vdav1.CreateDnResponse], error) {
-	dn, err := dns.create(ctx, s.db, createDn{req.Msg})
+	dn, t, err := dns.create(ctx, s.db, createDn{req.Msg})
+	if err == nil {
+		s.push(ctx, t)
+	}
 	return connect.NewResponse(&vdav1.CreateDnResponse{Dn: dn}), err
 }
 
@@ -385,7 +401,10 @@ func (s *Service) DeleteDn(ctx context.Context, req *connect.Request[vdav1.Delet
 }
 
 func (s *Service) ModifyDn(ctx context.Context, req *connect.Request[vdav1.ModifyDnRequest]) (*connect.Response[vdav1.ModifyDnResponse], error) {
-	dn, err := dns.modify(ctx, s.db, modifyDn{req.Msg}, req.Msg.Generation)
+	dn, t, err := dns.modify(ctx, s.db, modifyDn{req.Msg}, req.Msg.Generation)
+	if err == nil {
+		s.push(ctx, t)
+	}
 	return connect.NewResponse(&vdav1.ModifyDnResponse{Dn: dn}), err
 }
 
@@ -416,14 +435,13 @@ var cns = nodeKind[store.CN, *vdav1.Cn]{
 		}
 		return fmt.Sprintf("holds %d controller(s); delete their arrays first", len(cntlrs)), nil
 	},
+	mark: func(t *touch, n *store.CN) { t.cns[n.ID] = true },
 	// Secondaries reach their primary at the cn's listener.
-	listenerMoved: func(ctx context.Context, tx *store.Tx, cn store.CN) error {
-		mine, err := tx.CntlrsOnCN(ctx, cn.ID)
+	listenerMoved: func(ctx context.Context, t *touch, cn store.CN) error {
+		mine, err := t.tx.CntlrsOnCN(ctx, cn.ID)
 		if err != nil {
 			return err
 		}
-		t := newTouch(tx)
-		t.cns[cn.ID] = true // already incremented by UpdateCN
 		for _, m := range mine {
 			if m.Primary {
 				if err := t.arrayCNs(ctx, m.DAID); err != nil {
@@ -451,7 +469,10 @@ var cns = nodeKind[store.CN, *vdav1.Cn]{
 }
 
 func (s *Service) CreateCn(ctx context.Context, req *connect.Request[vdav1.CreateCnRequest]) (*connect.Response[vdav1.CreateCnResponse], error) {
-	cn, err := cns.create(ctx, s.db, createCn{req.Msg})
+	cn, t, err := cns.create(ctx, s.db, createCn{req.Msg})
+	if err == nil {
+		s.push(ctx, t)
+	}
 	return connect.NewResponse(&vdav1.CreateCnResponse{Cn: cn}), err
 }
 
@@ -461,7 +482,10 @@ func (s *Service) DeleteCn(ctx context.Context, req *connect.Request[vdav1.Delet
 }
 
 func (s *Service) ModifyCn(ctx context.Context, req *connect.Request[vdav1.ModifyCnRequest]) (*connect.Response[vdav1.ModifyCnResponse], error) {
-	cn, err := cns.modify(ctx, s.db, modifyCn{req.Msg}, req.Msg.Generation)
+	cn, t, err := cns.modify(ctx, s.db, modifyCn{req.Msg}, req.Msg.Generation)
+	if err == nil {
+		s.push(ctx, t)
+	}
 	return connect.NewResponse(&vdav1.ModifyCnResponse{Cn: cn}), err
 }
 

@@ -22,7 +22,9 @@ func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.Creat
 		return nil, err
 	}
 	var out *vdav1.Pd
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		dn, err := tx.DN(ctx, m.GetDnName())
 		if err != nil {
 			return err
@@ -47,7 +49,7 @@ func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.Creat
 		if err := tx.InsertPD(ctx, &pd); err != nil {
 			return fmt.Errorf("dn %s: %w", dn.Name, err)
 		}
-		if _, err := tx.TouchDN(ctx, dn.ID, dn.Generation); err != nil {
+		if err := t.dnAt(ctx, dn.ID, dn.Generation); err != nil {
 			return err
 		}
 		out = pdOf(dn.Name, pd, store.PDStatus{Health: store.HealthUnknown}, 0)
@@ -56,6 +58,7 @@ func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.Creat
 	if err != nil {
 		return nil, err
 	}
+	s.push(ctx, t)
 	return connect.NewResponse(&vdav1.CreatePdResponse{Pd: out}), nil
 }
 
@@ -84,7 +87,9 @@ func (s *Service) DeletePd(ctx context.Context, req *connect.Request[vdav1.Delet
 	if err := checkPdRef(m.GetDnName(), m.GetName()); err != nil {
 		return nil, err
 	}
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		dn, pd, err := pdOfDN(ctx, tx, m.GetDnName(), m.GetName())
 		if err != nil {
 			return err
@@ -107,12 +112,12 @@ func (s *Service) DeletePd(ctx context.Context, req *connect.Request[vdav1.Delet
 		if err := tx.DeletePD(ctx, pd); err != nil {
 			return err
 		}
-		_, err = tx.TouchDN(ctx, dn.ID, dn.Generation)
-		return err
+		return t.dnAt(ctx, dn.ID, dn.Generation)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.push(ctx, t)
 	return connect.NewResponse(&vdav1.DeletePdResponse{}), nil
 }
 
@@ -153,7 +158,9 @@ func (s *Service) ModifyPd(ctx context.Context, req *connect.Request[vdav1.Modif
 		return nil, err
 	}
 	var out *vdav1.Pd
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
 		dn, pd, err := pdOfDN(ctx, tx, m.GetDnName(), m.GetName())
 		if err != nil {
 			return err
@@ -175,7 +182,7 @@ func (s *Service) ModifyPd(ctx context.Context, req *connect.Request[vdav1.Modif
 		if err := tx.UpdatePD(ctx, &pd); err != nil {
 			return err
 		}
-		if _, err := tx.TouchDN(ctx, dn.ID, dn.Generation); err != nil {
+		if err := t.dnAt(ctx, dn.ID, dn.Generation); err != nil {
 			return err
 		}
 		out, err = pdMsg(ctx, tx, dn.Name, pd)
@@ -184,6 +191,7 @@ func (s *Service) ModifyPd(ctx context.Context, req *connect.Request[vdav1.Modif
 	if err != nil {
 		return nil, err
 	}
+	s.push(ctx, t)
 	return connect.NewResponse(&vdav1.ModifyPdResponse{Pd: out}), nil
 }
 

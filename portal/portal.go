@@ -13,6 +13,7 @@ package portal
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/virtual-disk-array/vda"
@@ -29,6 +30,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Pusher, if set, delivers the new desired state of every node a change
+	// touched right after it commits (best effort: the monitor makes
+	// delivery certain). nil: the portal only writes the store.
+	Pusher Pusher
+	// PushWait is how long a call waits for its pushes before it answers;
+	// they go on in the background after that. 0 means 3 s.
+	PushWait time.Duration
 }
 
 // Validate reports every problem with the configuration at once.
@@ -47,14 +55,20 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.PushWait == 0 {
+		c.PushWait = 3 * time.Second
+	}
 	return c
 }
 
 // Service implements vdav1connect.PortalServiceHandler.
 type Service struct {
-	db  *store.DB
-	log *slog.Logger
-	now func() time.Time
+	db       *store.DB
+	log      *slog.Logger
+	now      func() time.Time
+	pusher   Pusher
+	pushWait time.Duration
+	pushes   sync.WaitGroup
 }
 
 var _ vdav1connect.PortalServiceHandler = (*Service)(nil)
@@ -65,5 +79,5 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Service{db: cfg.DB, log: cfg.Logger, now: cfg.Now}, nil
+	return &Service{db: cfg.DB, log: cfg.Logger, now: cfg.Now, pusher: cfg.Pusher, pushWait: cfg.PushWait}, nil
 }

@@ -1,7 +1,8 @@
 // Package daemon holds what every VDA daemon's main shares: the logging
 // flags and the logger they build (tint for a person at a terminal, JSON for
-// machines), and the metrics registry with the standard Go and process
-// collectors.
+// machines), the metrics registry with the standard Go and process
+// collectors, and Serve, which serves a daemon's API and metrics beside its
+// background work.
 package daemon
 
 import (

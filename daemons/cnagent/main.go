@@ -1,0 +1,91 @@
+// Command vda-cnagent runs beside a controller node's SPDK application: it
+// serves VDA's CnAgentService (Connect, gRPC and gRPC-Web over h2c, with
+// health) and reconciles SPDK to the desired state the control plane sends,
+// with Prometheus metrics on /metrics of the same address.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/virtual-disk-array/vda/agent"
+	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
+	"github.com/virtual-disk-array/vda/spdk"
+)
+
+var version = "dev"
+
+type cli struct {
+	daemon.LogFlags
+	Listen      string        `help:"Address to serve the agent API and /metrics on." default:"127.0.0.1:9820" env:"VDA_CNAGENT_LISTEN"`
+	SPDKSocket  string        `name:"spdk-socket" help:"SPDK's JSON-RPC Unix socket (dialled on first use, redialled when it drops)." default:"/var/tmp/spdk.sock" env:"VDA_SPDK_SOCKET"`
+	CallTimeout time.Duration `help:"How long each SPDK call may take." default:"30s"`
+	Grace       time.Duration `help:"How long calls in flight may finish at shutdown." default:"10s"`
+
+	// The reconnect options of the NVMe-oF controllers the cn attaches
+	// (bdev_nvme_attach_controller); 0 leaves SPDK's default.
+	CtrlrLossTimeoutSec  int `name:"ctrlr-loss-timeout-sec" help:"Seconds SPDK keeps reconnecting a lost vd or primary before giving it up (-1: forever)." default:"30"`
+	ReconnectDelaySec    int `name:"reconnect-delay-sec" help:"Seconds between reconnect attempts." default:"2"`
+	FastIOFailTimeoutSec int `name:"fast-io-fail-timeout-sec" help:"Seconds after which I/O to a lost controller fails while it reconnects (0: SPDK's default)." default:"0"`
+
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vda-cnagent:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, args, stdout, stderr, nil)
+}
+
+// serve is run; ready, if not nil, receives the bound address.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
+	var c cli
+	exited := false // --help and --version print, then "exit"
+	parser, err := kong.New(&c, kong.Name("vda-cnagent"), kong.Description("The VDA controller node agent: reconciles the node's SPDK application."),
+		kong.Vars{"version": version}, kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
+	if err != nil {
+		return err
+	}
+	if _, err := parser.Parse(args); err != nil || exited {
+		return err
+	}
+	log := c.Logger(stderr)
+	conn := spdk.Dial(c.SPDKSocket, spdk.ConnConfig{Logger: log})
+	defer conn.Close()
+	a, err := agent.NewCN(agent.Config{SPDK: conn, Logger: log, CallTimeout: c.CallTimeout, Nvme: agent.NvmeOptions{
+		CtrlrLossTimeoutSec:  c.CtrlrLossTimeoutSec,
+		ReconnectDelaySec:    c.ReconnectDelaySec,
+		FastIOFailTimeoutSec: c.FastIOFailTimeoutSec,
+	}})
+	if err != nil {
+		return err
+	}
+	reg := daemon.Registry()
+	reg.MustRegister(daemon.AppliedGeneration(a.AppliedGeneration))
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("cn agent serving", "addr", ln.Addr().String(), "spdk_socket", c.SPDKSocket, "version", version)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	err = daemon.Serve(ctx, ln, agent.NewCNHandler(a, agent.HandlerConfig{Logger: log}), reg, c.Grace, a.Run)
+	log.Info("cn agent stopped")
+	return err
+}

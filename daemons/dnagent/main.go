@@ -1,0 +1,80 @@
+// Command vda-dnagent runs beside a disk node's SPDK application: it serves
+// VDA's DnAgentService (Connect, gRPC and gRPC-Web over h2c, with health)
+// and reconciles SPDK to the desired state the control plane sends, with
+// Prometheus metrics on /metrics of the same address.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/virtual-disk-array/vda/agent"
+	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
+	"github.com/virtual-disk-array/vda/spdk"
+)
+
+var version = "dev"
+
+type cli struct {
+	daemon.LogFlags
+	Listen      string           `help:"Address to serve the agent API and /metrics on." default:"127.0.0.1:9720" env:"VDA_DNAGENT_LISTEN"`
+	SPDKSocket  string           `name:"spdk-socket" help:"SPDK's JSON-RPC Unix socket (dialled on first use, redialled when it drops)." default:"/var/tmp/spdk.sock" env:"VDA_SPDK_SOCKET"`
+	CallTimeout time.Duration    `help:"How long each SPDK call may take." default:"30s"`
+	Grace       time.Duration    `help:"How long calls in flight may finish at shutdown." default:"10s"`
+	Version     kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vda-dnagent:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, args, stdout, stderr, nil)
+}
+
+// serve is run; ready, if not nil, receives the bound address.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
+	var c cli
+	exited := false // --help and --version print, then "exit"
+	parser, err := kong.New(&c, kong.Name("vda-dnagent"), kong.Description("The VDA disk node agent: reconciles the node's SPDK application."),
+		kong.Vars{"version": version}, kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
+	if err != nil {
+		return err
+	}
+	if _, err := parser.Parse(args); err != nil || exited {
+		return err
+	}
+	log := c.Logger(stderr)
+	conn := spdk.Dial(c.SPDKSocket, spdk.ConnConfig{Logger: log})
+	defer conn.Close()
+	a, err := agent.NewDN(agent.Config{SPDK: conn, Logger: log, CallTimeout: c.CallTimeout})
+	if err != nil {
+		return err
+	}
+	reg := daemon.Registry()
+	reg.MustRegister(daemon.AppliedGeneration(a.AppliedGeneration))
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("dn agent serving", "addr", ln.Addr().String(), "spdk_socket", c.SPDKSocket, "version", version)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	err = daemon.Serve(ctx, ln, agent.NewDNHandler(a, agent.HandlerConfig{Logger: log}), reg, c.Grace, a.Run)
+	log.Info("dn agent stopped")
+	return err
+}
