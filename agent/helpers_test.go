@@ -2,11 +2,8 @@ package agent_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,90 +49,11 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// dump renders every object of an SPDK application that VDA cares about,
-// one line each, sorted, with generated uuids replaced by the names that
-// identify them, so that tests compare whole states exactly.
+// dump lists every object of an SPDK application, one line each.
 func dump(t *testing.T, c *spdk.Client) []string {
 	t.Helper()
-	ctx := ctxT(t)
-	var out []string
-	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-
-	bdevs, err := c.BdevGetBdevs(ctx, spdk.BdevGetBdevsRequest{})
+	out, err := spdktest.Dump(ctxT(t), c)
 	require.NoError(t, err)
-	name := map[string]string{} // canonical name -> readable name
-	for _, b := range bdevs {
-		name[b.Name] = b.Name
-		if b.ProductName == "Logical Volume" && len(b.Aliases) > 0 {
-			name[b.Name] = b.Aliases[0]
-		}
-	}
-	for _, b := range bdevs {
-		claim := ""
-		if b.Claimed {
-			claim = " claimed=" + b.ClaimType
-		}
-		add("bdev %s %q %d*%d%s", name[b.Name], b.ProductName, b.NumBlocks, b.BlockSize, claim)
-	}
-	lvss, err := c.BdevLvolGetLvstores(ctx, spdk.LvstoreSelector{})
-	require.NoError(t, err)
-	for _, l := range lvss {
-		add("lvstore %s on %s cluster=%d clusters=%d", l.Name, name[l.BaseBdev], l.ClusterSize, l.TotalDataClusters)
-	}
-	lvols, err := c.BdevLvolGetLvols(ctx, spdk.BdevLvolGetLvolsRequest{})
-	require.NoError(t, err)
-	for _, l := range lvols {
-		add("lvol %s thin=%v", l.Alias, l.IsThinProvisioned)
-	}
-	ctrlrs, err := c.BdevNvmeGetControllers(ctx, "")
-	require.NoError(t, err)
-	for _, ct := range ctrlrs {
-		for _, p := range ct.Ctrlrs {
-			add("nvme %s -> %s:%s %s as %s %s", ct.Name, p.Trid.Traddr, p.Trid.Trsvcid, p.Trid.Subnqn, p.Host.NQN, p.State)
-		}
-	}
-	raids, err := c.BdevRaidGetBdevs(ctx, spdk.RaidAll)
-	require.NoError(t, err)
-	for _, r := range raids {
-		var ms []string
-		for _, m := range r.BaseBdevsList {
-			if m.Name == nil {
-				ms = append(ms, "<nil>")
-			} else {
-				ms = append(ms, *m.Name)
-			}
-		}
-		add("raid %s %s strip=%d %s [%s]", r.Name, r.RaidLevel, r.StripSizeKB, r.State, strings.Join(ms, " "))
-	}
-	trs, err := c.NvmfGetTransports(ctx, "")
-	require.NoError(t, err)
-	for _, tr := range trs {
-		add("transport %s", tr.Trtype)
-	}
-	subs, err := c.NvmfGetSubsystems(ctx, "")
-	require.NoError(t, err)
-	for _, s := range subs {
-		if s.Subtype == "Discovery" {
-			continue
-		}
-		add("subsystem %s serial=%s model=%q any=%v", s.NQN, s.SerialNumber, s.ModelNumber, s.AllowAnyHost)
-		for _, ns := range s.Namespaces {
-			add("  ns %s %d %s uuid=%s nguid=%s", s.NQN, ns.NSID, name[ns.BdevName], ns.UUID, ns.NGUID)
-		}
-		ls, err := c.NvmfSubsystemGetListeners(ctx, s.NQN)
-		require.NoError(t, err)
-		for _, l := range ls {
-			ana := ""
-			if len(l.AnaStates) > 0 {
-				ana = " ana=" + l.AnaStates[0].AnaState
-			}
-			add("  listener %s %s %s:%s%s", s.NQN, l.Address.Adrfam, l.Address.Traddr, l.Address.Trsvcid, ana)
-		}
-		for _, h := range s.Hosts {
-			add("  host %s %s", s.NQN, h.NQN)
-		}
-	}
-	slices.Sort(out)
 	return out
 }
 

@@ -19,16 +19,21 @@ import (
 	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
 	"github.com/virtual-disk-array/vda/portal"
 	"github.com/virtual-disk-array/vda/store"
+	"github.com/virtual-disk-array/vda/syncup"
 )
 
 var version = "dev"
 
 type cli struct {
 	daemon.LogFlags
-	Listen  string           `help:"Address to serve the API and /metrics on." default:"127.0.0.1:9520" env:"VDA_PORTAL_LISTEN"`
-	DSN     string           `help:"Store: sqlite:<path>, postgres://... or mysql://user:pass@tcp(host:port)/db." default:"sqlite:vda.db" env:"VDA_DSN"`
-	Grace   time.Duration    `help:"How long calls in flight may finish at shutdown." default:"10s"`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Listen string        `help:"Address to serve the API and /metrics on." default:"127.0.0.1:9520" env:"VDA_PORTAL_LISTEN"`
+	DSN    string        `help:"Store: sqlite:<path>, postgres://... or mysql://user:pass@tcp(host:port)/db." default:"sqlite:vda.db" env:"VDA_DSN"`
+	Grace  time.Duration `help:"How long calls in flight may finish at shutdown." default:"10s"`
+	// Pushing is best effort: the monitor makes delivery certain.
+	PushWait    time.Duration    `help:"How long a change waits for the agents it touched before it answers (they are pushed on in the background)." default:"3s" env:"VDA_PORTAL_PUSH_WAIT"`
+	PushTimeout time.Duration    `help:"Bound of one push of a node's desired state to its agent." default:"60s" env:"VDA_PORTAL_PUSH_TIMEOUT"`
+	NoPush      bool             `help:"Only write the store; leave delivery to the monitor." env:"VDA_PORTAL_NO_PUSH"`
+	Version     kong.VersionFlag `help:"Print the version and exit."`
 }
 
 func main() {
@@ -62,10 +67,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	defer db.Close()
-	svc, err := portal.New(portal.Config{DB: db, Logger: log})
+	cfg := portal.Config{DB: db, Logger: log, PushWait: c.PushWait}
+	if !c.NoPush {
+		pusher, err := syncup.New(syncup.Config{DB: db, Timeout: c.PushTimeout, Logger: log})
+		if err != nil {
+			return err
+		}
+		cfg.Pusher = pusher
+	}
+	svc, err := portal.New(cfg)
 	if err != nil {
 		return err
 	}
+	// Pushes still running finish before the store closes.
+	defer svc.Close()
 	reg := daemon.Registry()
 	api, err := portal.NewHandler(svc, portal.HandlerConfig{Registerer: reg})
 	if err != nil {
