@@ -33,7 +33,7 @@ func runCN(t *testing.T, caller spdk.Caller) *agent.CNAgent {
 	return a
 }
 
-func run(t *testing.T, f func(context.Context) error) {
+func run(t testing.TB, f func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f(ctx) }()
@@ -43,7 +43,7 @@ func run(t *testing.T, f func(context.Context) error) {
 	})
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
