@@ -32,6 +32,15 @@ type Config struct {
 	// Nvme sets the reconnect options of the NVMe-oF controllers a cn
 	// attaches.
 	Nvme NvmeOptions
+	// RelistAfter bounds how long reconciles may rely on what the agent
+	// remembers of SPDK. Between full listings a reconcile asks SPDK only
+	// about the objects of resources whose desired state changed; a change
+	// made behind the agent's back (an operator's rpc.py, a lost path) is
+	// found by the next full listing, by a syncup of the generation already
+	// applied (the monitor's repair), or when the SPDK socket is dialled
+	// again. 0 means 5 minutes; negative means every reconcile lists
+	// everything.
+	RelistAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -46,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPasses == 0 {
 		c.MaxPasses = 4
+	}
+	if c.RelistAfter == 0 {
+		c.RelistAfter = 5 * time.Minute
 	}
 	return c
 }
@@ -124,6 +136,77 @@ type core struct {
 	obs     *observer
 	log     *slog.Logger
 	started time.Time
+	// mem is touched only by reconciles, which the loop runs one at a time.
+	mem memory
+	// alwaysScope makes every scope worth observing, so that tests of
+	// small nodes exercise scoped reconciles.
+	alwaysScope bool
+}
+
+// memory is what a reconcile leaves the next one to scope its observation
+// with. Its zero value (nothing remembered) makes the next reconcile list
+// everything.
+type memory struct {
+	// desired is the DN or CN reconciled, act what SPDK held after it.
+	desired any
+	act     *Actual
+	// pending names the objects steps changed after act was observed.
+	pending *scope
+	gen     uint64
+	// epoch is the SPDK connection's when act was observed; listed when
+	// the last full listing was made.
+	epoch  uint64
+	listed time.Time
+}
+
+// epoch is the SPDK connection's epoch, 0 for a Caller that has none.
+func (c *core) epoch() uint64 {
+	if e, ok := c.cfg.SPDK.(spdk.Epocher); ok {
+		return e.Epoch()
+	}
+	return 0
+}
+
+// scoped says whether a reconcile of gen may observe only sc, the objects
+// of the resources that changed, and returns sc with the objects the last
+// reconcile changed unobserved; nil means list everything.
+func (c *core) scoped(sc *scope, gen uint64) *scope {
+	m := c.mem
+	switch {
+	case sc == nil || m.act == nil:
+		return nil
+	case gen == m.gen:
+		// The same generation again is a request to repair the node.
+		return nil
+	case c.epoch() != m.epoch:
+		return nil
+	case c.cfg.RelistAfter < 0 || c.cfg.Now().Sub(m.listed) >= c.cfg.RelistAfter:
+		return nil
+	}
+	sc.merge(m.pending)
+	if !c.alwaysScope && !sc.worth(m.act) {
+		return nil
+	}
+	return sc
+}
+
+// remember keeps what a reconcile of desired at gen observed, if the node
+// converged; a node that did not is listed in full next time.
+func (c *core) remember(o outcome, desired any, gen, epoch uint64) {
+	listed := c.mem.listed
+	c.mem = memory{}
+	if o.err != nil || len(o.failed) > 0 || len(o.remaining) > 0 || o.lost || o.act == nil {
+		return
+	}
+	for _, ps := range o.plan.Problems {
+		if len(ps) > 0 {
+			return
+		}
+	}
+	if o.listed {
+		listed = o.at
+	}
+	c.mem = memory{desired: desired, act: o.act, pending: o.pending, gen: gen, epoch: epoch, listed: listed}
 }
 
 func newCore(cfg Config, cn bool) (*core, error) {
@@ -145,20 +228,49 @@ type outcome struct {
 	remaining []Step
 	err       error // observing SPDK failed
 	calls     int
+	// listed says that a full listing was made, at at; scoped counts the
+	// passes that observed only a scope.
+	listed bool
+	at     time.Time
+	scoped int
+	// pending names the objects the last pass changed without observing
+	// them afterwards; lost says that a step changed objects beyond any
+	// scope.
+	pending *scope
+	lost    bool
 }
 
 // converge runs observe-plan-execute passes until a pass plans nothing
 // left to do (every step of a failed resource is dropped), or the passes
-// run out.
-func (c *core) converge(ctx context.Context, plan func(*Actual) Plan, look func(Step) bool) outcome {
+// run out. With a scope (see core.scoped) each pass observes only the
+// scope and what earlier passes changed, on top of the agent's memory;
+// without one, or when SPDK turns out to have restarted, it lists
+// everything.
+func (c *core) converge(ctx context.Context, sc *scope, plan func(*Actual, *scope) Plan, look func(Step) bool) outcome {
 	out := outcome{failed: map[Ref]error{}}
+	base := c.mem.act
+	c.mem = memory{desired: nil, listed: c.mem.listed} // until this reconcile succeeds
 	for pass := 1; ; pass++ {
-		act, err := c.obs.observe(ctx)
+		var act *Actual
+		var err error
+		if sc != nil {
+			act, err = c.obs.observeScope(ctx, base, sc)
+			out.scoped++
+			if errors.Is(err, errRestarted) {
+				c.log.Warn("spdk lost objects it held: listing everything", "error", err)
+				sc, err = nil, nil
+			}
+		}
+		if sc == nil && err == nil {
+			out.at = c.cfg.Now()
+			act, err = c.obs.observe(ctx)
+			out.listed = true
+		}
 		if err != nil {
 			out.err = fmt.Errorf("observe SPDK: %w", err)
 			return out
 		}
-		out.act, out.plan = act, plan(act)
+		out.act, out.plan = act, plan(act, sc)
 		steps := runnable(out.plan.Steps, out.failed)
 		if len(steps) == 0 {
 			return out
@@ -168,14 +280,22 @@ func (c *core) converge(ctx context.Context, plan func(*Actual) Plan, look func(
 			return out
 		}
 		failures := len(out.failed)
-		out.calls += c.execute(ctx, steps, out.failed)
+		calls, touched, inScope := c.execute(ctx, steps, out.failed)
+		out.calls += calls
 		if len(out.failed) == failures && len(out.plan.Problems) == 0 && !slices.ContainsFunc(steps, look) {
 			// Every step did what SPDK documents it to do, on a state just
-			// observed: the result is the plan's, and listing the whole node
-			// again to confirm it would make a syncup's cost grow with what
-			// the node holds. The next syncup observes afresh anyway.
+			// observed: the result is the plan's, and observing again to
+			// confirm it would double the cost of a syncup. The next
+			// reconcile observes what these steps changed.
 			out.plan = Plan{Problems: map[Ref][]string{}}
+			out.pending, out.lost = touched, !inScope
 			return out
+		}
+		base = act
+		if sc != nil && inScope {
+			sc.merge(touched)
+		} else {
+			sc = nil
 		}
 	}
 }
@@ -202,9 +322,11 @@ func runnable(steps []Step, failed map[Ref]error) []Step {
 }
 
 // execute runs steps in order. The first failure of a resource skips its
-// remaining steps and those that need it.
-func (c *core) execute(ctx context.Context, steps []Step, failed map[Ref]error) int {
-	calls := 0
+// remaining steps and those that need it. It returns the calls made and
+// the scope of the objects they changed; inScope false means some changed
+// more than a scope can name.
+func (c *core) execute(ctx context.Context, steps []Step, failed map[Ref]error) (calls int, touched *scope, inScope bool) {
+	touched, inScope = newScope(), true
 	for _, s := range steps {
 		if failed[s.For] != nil {
 			continue
@@ -217,6 +339,7 @@ func (c *core) execute(ctx context.Context, steps []Step, failed map[Ref]error) 
 		err := c.c.Do(cctx, s.Op)
 		cancel()
 		calls++
+		inScope = touched.addOp(s.Op) && inScope
 		c.obs.learn(s.Op, err)
 		if err != nil {
 			c.log.Warn("reconcile step failed", "resource", s.For.String(), "method", s.Op.Method, "error", err)
@@ -225,7 +348,7 @@ func (c *core) execute(ctx context.Context, steps []Step, failed map[Ref]error) 
 		}
 		c.log.Debug("reconcile step", "resource", s.For.String(), "op", s.Op.String())
 	}
-	return calls
+	return calls, touched, inScope
 }
 
 // status is the error text of one resource after a reconcile.
@@ -297,8 +420,13 @@ func (a *DNAgent) Syncup(ctx context.Context, d DN) (Report, error) { return a.l
 func (a *DNAgent) AppliedGeneration() uint64 { return a.loop.appliedGeneration() }
 
 func (a *DNAgent) reconcile(ctx context.Context, d DN) Report {
-	start := a.cfg.Now()
-	o := a.converge(ctx, func(act *Actual) Plan { return PlanDN(d, act) }, dnLook)
+	start, epoch := a.cfg.Now(), a.epoch()
+	var sc *scope
+	if prev, ok := a.mem.desired.(DN); ok {
+		sc = a.scoped(dnScope(prev, d), d.Generation)
+	}
+	o := a.converge(ctx, sc, func(act *Actual, sc *scope) Plan { return planDN(d, act, sc) }, dnLook)
+	a.remember(o, d.clone(), d.Generation, epoch)
 	rep := Report{Generation: d.Generation, Error: o.nodeStatus()}
 	for _, pd := range d.PDs {
 		r := Ref{RefPD, string(pd.ID)}
@@ -315,7 +443,7 @@ func (a *DNAgent) reconcile(ctx context.Context, d DN) Report {
 			rep.VDs = append(rep.VDs, ResourceReport{ID: string(vd.ID), Error: o.status(Ref{RefVD, string(vd.ID)}, r)})
 		}
 	}
-	a.log.Info("dn reconciled", "generation", d.Generation, "ok", rep.OK(), "calls", o.calls, "took", a.cfg.Now().Sub(start))
+	a.log.Info("dn reconciled", "generation", d.Generation, "ok", rep.OK(), "changes", o.calls, "listed", o.listed, "scoped", o.scoped, "took", a.cfg.Now().Sub(start))
 	return rep
 }
 
@@ -346,12 +474,17 @@ func (a *CNAgent) Syncup(ctx context.Context, d CN) (Report, error) { return a.l
 func (a *CNAgent) AppliedGeneration() uint64 { return a.loop.appliedGeneration() }
 
 func (a *CNAgent) reconcile(ctx context.Context, d CN) Report {
-	start := a.cfg.Now()
-	o := a.converge(ctx, func(act *Actual) Plan { return PlanCN(d, act, a.cfg.Nvme) }, cnLook)
+	start, epoch := a.cfg.Now(), a.epoch()
+	var sc *scope
+	if prev, ok := a.mem.desired.(CN); ok {
+		sc = a.scoped(cnScope(prev, d), d.Generation)
+	}
+	o := a.converge(ctx, sc, func(act *Actual, sc *scope) Plan { return planCN(d, act, a.cfg.Nvme, sc) }, cnLook)
+	a.remember(o, d.clone(), d.Generation, epoch)
 	rep := Report{Generation: d.Generation, Error: o.nodeStatus()}
 	for _, ct := range d.Cntlrs {
 		rep.Cntlrs = append(rep.Cntlrs, ResourceReport{ID: string(ct.ID), Error: o.status(Ref{RefCntlr, string(ct.ID)}, Ref{})})
 	}
-	a.log.Info("cn reconciled", "generation", d.Generation, "ok", rep.OK(), "calls", o.calls, "took", a.cfg.Now().Sub(start))
+	a.log.Info("cn reconciled", "generation", d.Generation, "ok", rep.OK(), "changes", o.calls, "listed", o.listed, "scoped", o.scoped, "took", a.cfg.Now().Sub(start))
 	return rep
 }

@@ -210,8 +210,10 @@ func TestCNInterrupted(t *testing.T) {
 	}
 }
 
-// TestCNTransitions goes from every world state to every other, failover
-// and its reverse included: each ends exactly as if built from empty.
+// TestCNTransitions goes from every world state to every other and back,
+// failover and its reverse included: each ends exactly as if built from
+// empty. The scoped worlds' agents observe only what changed whenever they
+// may (see agents.md, scoped observation); they must end the same.
 func TestCNTransitions(t *testing.T) {
 	want := map[string][]string{}
 	for _, name := range worldNames() {
@@ -220,16 +222,22 @@ func TestCNTransitions(t *testing.T) {
 		require.True(t, ok)
 		want[name] = w.dump(t)
 	}
-	for _, from := range worldNames() {
-		for _, to := range worldNames() {
-			t.Run(from+"->"+to, func(t *testing.T) {
-				w := newWorld(t)
-				_, ok := w.apply(t, from)
-				require.True(t, ok)
-				_, ok = w.apply(t, to)
-				require.True(t, ok)
-				assert.Equal(t, want[to], w.dump(t))
-			})
+	for _, mode := range []string{"listed", "scoped"} {
+		for _, from := range worldNames() {
+			for _, to := range worldNames() {
+				t.Run(mode+"/"+from+"->"+to, func(t *testing.T) {
+					newW := newWorld
+					if mode == "scoped" {
+						newW = newScopedWorld
+					}
+					w := newW(t)
+					for _, name := range []string{from, to, from} {
+						_, ok := w.apply(t, name)
+						require.True(t, ok)
+						assert.Equal(t, want[name], w.dump(t), name)
+					}
+				})
+			}
 		}
 	}
 }

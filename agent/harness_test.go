@@ -50,6 +50,7 @@ type recorder struct {
 	mu       sync.Mutex
 	calls    int // all calls
 	mutating int
+	listings int // bdev_get_bdevs of everything: one per full listing
 	methods  []string
 	failAt   int
 	after    bool
@@ -58,6 +59,9 @@ type recorder struct {
 func (r *recorder) Call(ctx context.Context, method string, params, result any) error {
 	r.mu.Lock()
 	r.calls++
+	if params == nil && method == "bdev_get_bdevs" {
+		r.listings++
+	}
 	fail, after := false, r.after
 	if !readOnly[method] {
 		r.mutating++
@@ -90,4 +94,11 @@ func (r *recorder) counts() (calls, mutating int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls, r.mutating
+}
+
+// listed is how many times the whole node was listed.
+func (r *recorder) listed() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.listings
 }

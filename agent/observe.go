@@ -130,31 +130,48 @@ func (o *observer) observe(ctx context.Context) (*Actual, error) {
 	for _, t := range trs {
 		a.Transports[strings.ToUpper(t.Trtype)] = true
 	}
-	live := map[string]bool{}
 	for _, s := range subs {
 		a.Subsystems[s.NQN] = s
-		if !o.cn || !strings.HasPrefix(s.NQN, arrayNQNPrefix) {
-			continue
-		}
-		for _, l := range s.ListenAddresses {
-			k := anaKey(s.NQN, l)
-			live[k] = true
-			st, ok := o.ana[k]
-			if !ok {
-				if err := o.readANA(ctx, s.NQN); err != nil {
-					return nil, err
-				}
-				st = o.ana[k]
-			}
-			a.ANA[k] = st
+		if err := o.anaOf(ctx, a, s); err != nil {
+			return nil, err
 		}
 	}
 	for k := range o.ana {
-		if !live[k] {
+		if _, live := a.ANA[k]; !live {
 			delete(o.ana, k)
 		}
 	}
 	return a, nil
+}
+
+// anaOf fills in the ANA states of the listeners of s, an array subsystem
+// on a cn, from what the agent remembers, asking SPDK only for a
+// subsystem it has not seen.
+func (o *observer) anaOf(ctx context.Context, a *Actual, s spdk.Subsystem) error {
+	if !o.cn || !strings.HasPrefix(s.NQN, arrayNQNPrefix) {
+		return nil
+	}
+	for _, l := range s.ListenAddresses {
+		k := anaKey(s.NQN, l)
+		st, ok := o.ana[k]
+		if !ok {
+			if err := o.readANA(ctx, s.NQN); err != nil {
+				return err
+			}
+			st = o.ana[k]
+		}
+		a.ANA[k] = st
+	}
+	return nil
+}
+
+// forgetANA drops what the agent remembers of nqn's listeners.
+func (o *observer) forgetANA(nqn string) {
+	for k := range o.ana {
+		if strings.HasPrefix(k, nqn+" ") {
+			delete(o.ana, k)
+		}
+	}
 }
 
 // readANA asks SPDK for the ANA states of one subsystem's listeners.
@@ -186,11 +203,7 @@ func (o *observer) learn(op spdk.Op, err error) {
 
 func (o *observer) setANA(nqn string, a spdk.ListenAddress, st string, err error) {
 	if err != nil {
-		for k := range o.ana {
-			if strings.HasPrefix(k, nqn+" ") {
-				delete(o.ana, k)
-			}
-		}
+		o.forgetANA(nqn)
 		return
 	}
 	o.ana[anaKey(nqn, a)] = st

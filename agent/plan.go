@@ -70,6 +70,10 @@ type Plan struct {
 type planner struct {
 	a    *Actual
 	plan Plan
+	// sc, when not nil, limits the plan to the resources and leftovers it
+	// names: the rest of the node converged at the last reconcile and did
+	// not change since.
+	sc *scope
 }
 
 func newPlanner(a *Actual) *planner {
@@ -184,3 +188,24 @@ type subsystemSpec struct {
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
+
+// scopedKeys lists, sorted, the keys of m a plan looks at: all of them
+// without a scope, else those also in in, the scope's names of that kind.
+func scopedKeys[V any](m map[string]V, sc *scope, in func(*scope) map[string]bool) []string {
+	if sc == nil {
+		return sortedKeys(m)
+	}
+	var out []string
+	for k := range in(sc) {
+		if _, ok := m[k]; ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func scopeSubsystems(s *scope) map[string]bool { return s.subsystems }
+func scopeRaids(s *scope) map[string]bool      { return s.raids }
+func scopeCtrlrs(s *scope) map[string]bool     { return s.ctrlrs }
+func scopeBdevs(s *scope) map[string]bool      { return s.bdevs }

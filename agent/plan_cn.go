@@ -42,8 +42,12 @@ func (o NvmeOptions) apply(req *spdk.BdevNvmeAttachControllerRequest) {
 // An object in the way of the desired one (a raid over other members, an
 // attachment to another address) is torn down with everything above it and
 // rebuilt. PlanCN is pure.
-func PlanCN(c CN, a *Actual, opts NvmeOptions) Plan {
+func PlanCN(c CN, a *Actual, opts NvmeOptions) Plan { return planCN(c, a, opts, nil) }
+
+// planCN is PlanCN limited to a scope (nil: the whole node).
+func planCN(c CN, a *Actual, opts NvmeOptions, sc *scope) Plan {
 	p := newPlanner(a.clone())
+	p.sc = sc
 	p.transport()
 
 	wantSub, wantRaid, wantCtrlr := map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -58,23 +62,26 @@ func PlanCN(c CN, a *Actual, opts NvmeOptions) Plan {
 			wantCtrlr[vda.PrimaryCtrlrName(ct.Secondary.Primary)] = true
 		}
 	}
-	for _, nqn := range sortedKeys(a.Subsystems) {
+	for _, nqn := range scopedKeys(a.Subsystems, sc, scopeSubsystems) {
 		if strings.HasPrefix(nqn, arrayNQNPrefix) && !wantSub[nqn] {
 			p.deleteSubsystem(cleanupRef, nqn)
 		}
 	}
-	for _, name := range sortedKeys(a.Raids) {
+	for _, name := range scopedKeys(a.Raids, sc, scopeRaids) {
 		if strings.HasPrefix(name, raidPrefix) && !wantRaid[name] {
 			p.deleteRaid(cleanupRef, name)
 		}
 	}
-	for _, name := range sortedKeys(a.Ctrlrs) {
+	for _, name := range scopedKeys(a.Ctrlrs, sc, scopeCtrlrs) {
 		if (strings.HasPrefix(name, vdcPrefix) || strings.HasPrefix(name, priPrefix)) && !wantCtrlr[name] {
 			p.detach(cleanupRef, name)
 		}
 	}
 
 	for _, ct := range c.Cntlrs {
+		if sc != nil && !sc.hasCntlr(ct) {
+			continue
+		}
 		r := Ref{RefCntlr, string(ct.ID)}
 		switch {
 		case ct.Primary != nil:

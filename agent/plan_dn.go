@@ -25,8 +25,13 @@ const (
 // creates an lvstore over an existing one.
 //
 // PlanDN is pure: it reads d and a and returns what to do.
-func PlanDN(d DN, a *Actual) Plan {
+func PlanDN(d DN, a *Actual) Plan { return planDN(d, a, nil) }
+
+// planDN is PlanDN limited to a scope (nil: the whole node). A scope names
+// vds only (see dnScope): the pds' leftovers are then not looked for.
+func planDN(d DN, a *Actual, sc *scope) Plan {
 	p := newPlanner(a)
+	p.sc = sc
 	p.transport()
 
 	// What is wanted, by SPDK name.
@@ -45,19 +50,31 @@ func PlanDN(d DN, a *Actual) Plan {
 	}
 
 	// Leftovers, top of the stack first.
-	for _, nqn := range sortedKeys(a.Subsystems) {
+	for _, nqn := range scopedKeys(a.Subsystems, sc, scopeSubsystems) {
 		if strings.HasPrefix(nqn, vdNQNPrefix) && !wantSub[nqn] {
 			p.step(cleanupRef, spdk.OpNvmfDeleteSubsystem(nqn))
 		}
 	}
 	deleted := map[string]bool{}
-	for _, alias := range sortedKeys(a.Lvols) {
+	for _, alias := range scopedKeys(a.Lvols, sc, scopeBdevs) {
 		l := a.Lvols[alias]
 		if strings.HasPrefix(l.Lvs.Name, lvsPrefix) && strings.HasPrefix(l.Name, lvolPrefix) && !wantLvol[alias] {
 			p.step(cleanupRef, spdk.OpBdevLvolDelete(alias))
 			deleted[alias] = true
 		}
 	}
+	if sc == nil {
+		p.pdLeftovers(a, wantPD, wantLvs, deleted)
+	}
+	for _, pd := range d.PDs {
+		p.pd(pd, d.Listener)
+	}
+	return p.plan
+}
+
+// pdLeftovers plans the removal of the lvstores, bdevs and NVMe
+// controllers of pds no longer desired.
+func (p *planner) pdLeftovers(a *Actual, wantPD, wantLvs, deleted map[string]bool) {
 	keptLvs := map[string]bool{} // bdevs under an lvstore that stays
 	for _, name := range sortedKeys(a.Lvstores) {
 		lvs := a.Lvstores[name]
@@ -90,11 +107,6 @@ func PlanDN(d DN, a *Actual) Plan {
 			p.step(cleanupRef, spdk.OpBdevNvmeDetachController(spdk.BdevNvmeDetachControllerRequest{Name: name}))
 		}
 	}
-
-	for _, pd := range d.PDs {
-		p.pd(pd, d.Listener)
-	}
-	return p.plan
 }
 
 // Product names SPDK gives its bdev modules' bdevs.
@@ -179,7 +191,9 @@ func (p *planner) pd(pd PD, l Listener) {
 		return
 	}
 	for _, vd := range pd.VDs {
-		p.vd(vd, r, lvsName, l)
+		if p.sc == nil || p.sc.hasVD(pd.ID, vd.ID) {
+			p.vd(vd, r, lvsName, l)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -297,4 +298,31 @@ func (v *validator) listener(field string, l *vdav1.NvmfListener) Listener {
 		v.addf("%s.trsvcid %q is not a port", field, l.GetTrsvcid())
 	}
 	return out
+}
+
+// clone returns a deep copy of d, for the agent to remember while its
+// caller goes on using d.
+func (d DN) clone() DN {
+	d.PDs = slices.Clone(d.PDs)
+	for i := range d.PDs {
+		d.PDs[i].VDs = slices.Clone(d.PDs[i].VDs)
+	}
+	return d
+}
+
+// clone returns a deep copy of c; see DN.clone.
+func (c CN) clone() CN {
+	c.Cntlrs = slices.Clone(c.Cntlrs)
+	for i := range c.Cntlrs {
+		ct := &c.Cntlrs[i]
+		ct.HostNQNs = slices.Clone(ct.HostNQNs)
+		if p := ct.Primary; p != nil {
+			ct.Primary = &Primary{VDs: slices.Clone(p.VDs), Secondaries: slices.Clone(p.Secondaries)}
+		}
+		if s := ct.Secondary; s != nil {
+			cp := *s
+			ct.Secondary = &cp
+		}
+	}
+	return c
 }

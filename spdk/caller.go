@@ -13,3 +13,11 @@ import "context"
 type Caller interface {
 	Call(ctx context.Context, method string, params, result any) error
 }
+
+// An Epocher is a Caller that can say when the application behind it may
+// have restarted: its Epoch changes then. [Conn] is one (a new socket may
+// reach a new process); an in-process data plane that cannot restart need
+// not be.
+type Epocher interface {
+	Epoch() uint64
+}

@@ -43,6 +43,7 @@ type Conn struct {
 	dialTO time.Duration
 	log    *slog.Logger
 	lastID atomic.Uint64
+	epoch  atomic.Uint64
 
 	mu      sync.Mutex
 	closed  bool
@@ -171,11 +172,19 @@ func (c *Conn) session(ctx context.Context) (*session, error) {
 		}
 		if err == nil {
 			c.sess = s
+			c.epoch.Add(1)
 		}
 		c.mu.Unlock()
 		return s, err
 	}
 }
+
+// Epoch counts the sockets this Conn has dialled: 0 before the first call,
+// 1 after, and one more after each drop. SPDK keeps no state a restart
+// would leave behind, so a caller that remembers what it observed must
+// forget it when Epoch changes: the application may have restarted
+// between the two sockets.
+func (c *Conn) Epoch() uint64 { return c.epoch.Load() }
 
 func (c *Conn) dial(ctx context.Context) (*session, error) {
 	d := net.Dialer{Timeout: c.dialTO}

@@ -406,12 +406,14 @@ func TestConnReconnects(t *testing.T) {
 	})
 	c := dialConn(t, s.path, nil)
 	ctx := context.Background()
+	assert.Zero(t, c.Epoch(), "no socket before the first call")
 
 	err := c.Call(ctx, "m", nil, nil)
 	assert.ErrorIs(t, err, spdk.ErrDisconnected)
 	assert.ErrorContains(t, err, "call m: spdk: disconnected")
 	_, isSPDK := spdk.ErrorCode(err)
 	assert.False(t, isSPDK)
+	assert.Equal(t, uint64(1), c.Epoch())
 
 	err = c.Call(ctx, "m", nil, nil)
 	assert.ErrorIs(t, err, spdk.ErrDisconnected)
@@ -419,6 +421,7 @@ func TestConnReconnects(t *testing.T) {
 	var n int
 	require.NoError(t, c.Call(ctx, "m", nil, &n))
 	assert.Equal(t, 2, n)
+	assert.Equal(t, uint64(3), c.Epoch(), "one epoch per socket")
 }
 
 // TestConnDialsLazily: Dial does not connect; a call while nothing listens

@@ -115,3 +115,60 @@ type listenerParams struct {
 	NQN           string        `json:"nqn"`
 	ListenAddress ListenAddress `json:"listen_address"`
 }
+
+// Subject names the object op acts on, as its params name it: the bdev of
+// a bdev op ("lvs/lvol" for bdev_lvol_create), the controller of an NVMe
+// op, the lvstore of an lvstore op, the subsystem NQN of an nvmf op. It is
+// "" for an op that names no object (nvmf_create_transport,
+// bdev_wait_for_examine) or whose params are not one of this package's
+// request types. A reconciler uses it to know which objects its steps
+// changed.
+func (o Op) Subject() string {
+	switch p := o.Params.(type) {
+	case nameParams:
+		return p.Name
+	case nqnParams:
+		return p.NQN
+	case BdevMallocCreateRequest:
+		return p.Name
+	case BdevAioCreateRequest:
+		return p.Name
+	case BdevNvmeAttachControllerRequest:
+		return p.Name
+	case BdevNvmeDetachControllerRequest:
+		return p.Name
+	case BdevLvolCreateLvstoreRequest:
+		return p.LvsName
+	case LvstoreSelector:
+		if p.LvsName != "" {
+			return p.LvsName
+		}
+		return p.UUID
+	case BdevLvolCreateRequest:
+		if p.LvsName != "" {
+			return p.LvsName + "/" + p.LvolName
+		}
+		return p.UUID + "/" + p.LvolName
+	case BdevLvolResizeRequest:
+		return p.Name
+	case BdevRaidCreateRequest:
+		return p.Name
+	case NvmfCreateSubsystemRequest:
+		return p.NQN
+	case allowAnyHostParams:
+		return p.NQN
+	case NvmfSubsystemAddNsRequest:
+		return p.NQN
+	case removeNsParams:
+		return p.NQN
+	case NvmfSubsystemAddListenerRequest:
+		return p.NQN
+	case listenerParams:
+		return p.NQN
+	case NvmfSubsystemListenerSetAnaStateRequest:
+		return p.NQN
+	case hostParams:
+		return p.NQN
+	}
+	return ""
+}

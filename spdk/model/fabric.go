@@ -85,6 +85,11 @@ type link struct {
 	mu     sync.Mutex
 	closed bool
 	view   remoteView
+	// version counts the changes of view and closed, from 1, so that the
+	// initiator's poller skips the controllers whose links did not change:
+	// a target with thousands of them would otherwise redo them all on
+	// every call.
+	version uint64
 }
 
 // remoteView is what the initiator knows of the remote controller: its
@@ -112,6 +117,7 @@ type remoteNamespace struct {
 func (l *link) close() {
 	l.mu.Lock()
 	l.closed = true
+	l.version++
 	l.mu.Unlock()
 }
 
@@ -121,15 +127,17 @@ func (l *link) isClosed() bool {
 	return l.closed
 }
 
-// snapshot returns the current view, and whether the link is still up.
-func (l *link) snapshot() (remoteView, bool) {
+// snapshot returns the current view, whether the link is still up, and
+// the version of both.
+func (l *link) snapshot() (remoteView, bool, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.view, !l.closed
+	return l.view, !l.closed, l.version
 }
 
 func (l *link) setView(v remoteView) {
 	l.mu.Lock()
 	l.view = v
+	l.version++
 	l.mu.Unlock()
 }

@@ -59,8 +59,11 @@ type nvmePath struct {
 	opts    nvmeOptions
 	// link is the live connection, nil while the path is lost.
 	link *link
-	// view is the last state the remote reported.
-	view remoteView
+	// view is the last state the remote reported, seen the link's version
+	// it came with; synced says view was taken from link at all.
+	view   remoteView
+	seen   uint64
+	synced bool
 	// lostAt and nextAttempt drive reconnects while lost.
 	lostAt      time.Time
 	nextAttempt time.Time
@@ -90,10 +93,16 @@ func (t *Target) nvmeCtrlr(name string) *nvmeCtrlr {
 func (t *Target) poll() {
 	now := t.now()
 	for _, c := range slices.Clone(t.ctrlrs) {
-		for _, p := range slices.Clone(c.paths) {
+		// changed says a path's view changed, or a path went away: only
+		// then can the controller's namespaces have changed.
+		changed := false
+		for i := 0; i < len(c.paths); {
+			p := c.paths[i]
 			if p.link != nil {
-				view, up := p.link.snapshot()
-				p.view = view
+				view, up, version := p.link.snapshot()
+				if !p.synced || version != p.seen {
+					p.view, p.seen, p.synced, changed = view, version, true, true
+				}
 				if !up {
 					p.link = nil
 					p.lostAt = now
@@ -103,15 +112,20 @@ func (t *Target) poll() {
 			if p.link == nil {
 				loss := p.opts.ctrlrLossTimeoutSec
 				if loss == 0 || (loss > 0 && !now.Before(p.lostAt.Add(time.Duration(loss)*time.Second))) {
-					c.paths = slices.DeleteFunc(c.paths, func(x *nvmePath) bool { return x == p })
+					c.paths = slices.Delete(c.paths, i, i+1)
+					changed = true
+					continue
 				}
 			}
+			i++
 		}
 		if len(c.paths) == 0 {
 			t.destroyNvmeCtrlr(c)
 			continue
 		}
-		t.syncNamespaces(c)
+		if changed {
+			t.syncNamespaces(c)
+		}
 	}
 }
 
@@ -224,7 +238,8 @@ func (t *Target) reconnect() {
 			continue
 		}
 		a.p.link = a.link
-		a.p.view, _ = a.link.snapshot()
+		a.p.view, _, a.p.seen = a.link.snapshot()
+		a.p.synced = false
 	}
 }
 
@@ -452,7 +467,7 @@ func bdevNvmeAttachController(_ context.Context, t *Target, r *request) (any, er
 		t.ctrlrs = append(t.ctrlrs, c)
 	}
 	path := &nvmePath{trid: trid, hostnqn: hostnqn, opts: opts, link: l}
-	path.view, _ = l.snapshot()
+	path.view, _, path.seen = l.snapshot()
 	c.paths = append(c.paths, path)
 	t.syncNamespaces(c)
 	names := []string{}
