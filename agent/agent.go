@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/virtual-disk-array/vda"
@@ -141,6 +142,9 @@ type core struct {
 	// alwaysScope makes every scope worth observing, so that tests of
 	// small nodes exercise scoped reconciles.
 	alwaysScope bool
+	// reconciledEpoch is the SPDK connection's epoch when the last
+	// reconcile began, for Status to tell that SPDK may have restarted.
+	reconciledEpoch atomic.Uint64
 }
 
 // memory is what a reconcile leaves the next one to scope its observation
@@ -193,6 +197,7 @@ func (c *core) scoped(sc *scope, gen uint64) *scope {
 // remember keeps what a reconcile of desired at gen observed, if the node
 // converged; a node that did not is listed in full next time.
 func (c *core) remember(o outcome, desired any, gen, epoch uint64) {
+	c.reconciledEpoch.Store(epoch)
 	listed := c.mem.listed
 	c.mem = memory{}
 	if o.err != nil || len(o.failed) > 0 || len(o.remaining) > 0 || o.lost || o.act == nil {

@@ -165,6 +165,7 @@ func StatusProto(s Status) *vdav1.AgentStatusResponse {
 	m := &vdav1.AgentStatusResponse{
 		AppliedGeneration: s.AppliedGeneration, SpdkReachable: s.SPDKReachable,
 		SpdkVersion: s.SPDKVersion, SpdkError: s.SPDKError, StartedAtMs: s.StartedAt.UnixMilli(),
+		ResyncNeeded: s.ResyncNeeded,
 	}
 	for _, p := range s.PDs {
 		m.Pds = append(m.Pds, pdReportProto(p))

@@ -23,6 +23,9 @@ type Status struct {
 	// Iostats of the VDA-owned bdevs: lvols on a dn (named by their
 	// "lvs/lvol" alias), arrays' top bdevs on a cn.
 	Iostats []spdk.BdevStats
+	// ResyncNeeded says the SPDK socket was dialled again since the last
+	// reconcile: SPDK may have restarted and lost what the agent built.
+	ResyncNeeded bool
 }
 
 // status asks SPDK for what a heartbeat reports. An unreachable SPDK is
@@ -34,6 +37,8 @@ func (c *core) status(ctx context.Context, applied uint64) Status {
 	if err := c.readStatus(ctx, &st); err != nil {
 		st.SPDKError = err.Error()
 	}
+	// After the calls above, which dial a dropped socket again.
+	st.ResyncNeeded = applied > 0 && c.epoch() != c.reconciledEpoch.Load()
 	return st
 }
 

@@ -25,6 +25,7 @@ type migration struct {
 // migrations is the ordered set of schema versions.
 var migrations = []migration{
 	{1, "initial schema", migrateInitial},
+	{2, "node event log", migrateMonitor},
 }
 
 // SchemaVersion is the schema version this build creates and understands.

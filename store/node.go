@@ -216,6 +216,9 @@ func (tx *Tx) deleteNode(ctx context.Context, kind nodeKind, id string, gen uint
 	if _, err := tx.tx.NewDelete().Table("node_status").Where("node_id = ?", id).Exec(ctx); err != nil {
 		return fmt.Errorf("delete %s %s status: %w", kind, id, err)
 	}
+	if _, err := tx.tx.NewDelete().Table("node_event").Where("node_id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("delete %s %s events: %w", kind, id, err)
+	}
 	res, err := tx.tx.NewDelete().Table("node").
 		Where("id = ?", id).Where("kind = ?", kind).Where("generation = ?", gen).
 		Exec(ctx)

@@ -153,6 +153,52 @@ func (p *Pusher) PushCN(ctx context.Context, id vda.CNID) (*vdav1.CnReport, erro
 	return rep, p.recordCN(ctx, id, rep)
 }
 
+// Push pushes node id, a cn's if cn, and returns the report's
+// node-wide error and how many of its resources failed: a monitor needs no
+// more.
+func (p *Pusher) Push(ctx context.Context, cn bool, id string) (nodeErr string, failed int, err error) {
+	if cn {
+		rep, err := p.PushCN(ctx, vda.CNID(id))
+		if err != nil {
+			return "", 0, err
+		}
+		return rep.GetError(), countFailed(rep.GetCntlrs()), nil
+	}
+	rep, err := p.PushDN(ctx, vda.DNID(id))
+	if err != nil {
+		return "", 0, err
+	}
+	return rep.GetError(), countFailed(rep.GetPds()) + countFailed(rep.GetVds()), nil
+}
+
+// countFailed counts the resources of a report that carry an error.
+func countFailed[T interface{ GetError() string }](rs []T) int {
+	n := 0
+	for _, r := range rs {
+		if r.GetError() != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Status asks the agent at addr (a cn's if cn) for its heartbeat. ctx
+// alone bounds the call: a heartbeat must fail fast, a push may not.
+func (p *Pusher) Status(ctx context.Context, cn bool, addr string) (*vdav1.AgentStatusResponse, error) {
+	req := connect.NewRequest(&vdav1.AgentStatusRequest{})
+	var resp *connect.Response[vdav1.AgentStatusResponse]
+	var err error
+	if cn {
+		resp, err = p.cnClient(addr).Status(ctx, req)
+	} else {
+		resp, err = p.dnClient(addr).Status(ctx, req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("status of agent at %s: %w", addr, err)
+	}
+	return resp.Msg, nil
+}
+
 // nodeStatus sums a report up for the node's row: OK only if nothing in
 // it failed; the error names the node-wide error, or how many resources
 // failed.
@@ -175,18 +221,7 @@ func objStatus(msg string, at time.Time) store.ObjStatus {
 }
 
 func (p *Pusher) recordDN(ctx context.Context, id vda.DNID, rep *vdav1.DnReport) error {
-	failed := 0
-	for _, x := range rep.GetPds() {
-		if x.GetError() != "" {
-			failed++
-		}
-	}
-	for _, x := range rep.GetVds() {
-		if x.GetError() != "" {
-			failed++
-		}
-	}
-	ns := p.nodeStatus(rep.GetGeneration(), rep.GetError(), failed)
+	ns := p.nodeStatus(rep.GetGeneration(), rep.GetError(), countFailed(rep.GetPds())+countFailed(rep.GetVds()))
 	return p.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
 		// The node's row first: it fails if the generation moved on, and
 		// then nothing of this report is written.
@@ -212,13 +247,7 @@ func (p *Pusher) recordDN(ctx context.Context, id vda.DNID, rep *vdav1.DnReport)
 }
 
 func (p *Pusher) recordCN(ctx context.Context, id vda.CNID, rep *vdav1.CnReport) error {
-	failed := 0
-	for _, x := range rep.GetCntlrs() {
-		if x.GetError() != "" {
-			failed++
-		}
-	}
-	ns := p.nodeStatus(rep.GetGeneration(), rep.GetError(), failed)
+	ns := p.nodeStatus(rep.GetGeneration(), rep.GetError(), countFailed(rep.GetCntlrs()))
 	return p.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.PutCNStatus(ctx, id, ns); err != nil {
 			return err

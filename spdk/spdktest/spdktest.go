@@ -94,6 +94,14 @@ func (s *Server) Restart() {
 	s.start()
 }
 
+// Kill simulates the SPDK application dying for good: the socket closes
+// and no one listens on its path until Restart.
+func (s *Server) Kill() {
+	s.tb.Helper()
+	s.stop()
+	_ = os.Remove(s.Path)
+}
+
 // StartFabric starts one server per config, all on one new model.Fabric
 // (any Fabric set in the configs is replaced), so that they reach each
 // other's listeners.

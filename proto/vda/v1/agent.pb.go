@@ -1220,7 +1220,11 @@ type AgentStatusResponse struct {
 	Pds []*PdReport `protobuf:"bytes,6,rep,name=pds,proto3" json:"pds,omitempty"`
 	// I/O counters of the VDA-owned bdevs: lvols on a dn, arrays' top bdevs
 	// on a cn.
-	Iostats       []*BdevIostat `protobuf:"bytes,7,rep,name=iostats,proto3" json:"iostats,omitempty"`
+	Iostats []*BdevIostat `protobuf:"bytes,7,rep,name=iostats,proto3" json:"iostats,omitempty"`
+	// The SPDK socket was dialled again since the last syncup: SPDK may have
+	// restarted and lost what the agent built. The monitor then sends the
+	// node's desired state again.
+	ResyncNeeded  bool `protobuf:"varint,8,opt,name=resync_needed,json=resyncNeeded,proto3" json:"resync_needed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1306,13 @@ func (x *AgentStatusResponse) GetIostats() []*BdevIostat {
 		return x.Iostats
 	}
 	return nil
+}
+
+func (x *AgentStatusResponse) GetResyncNeeded() bool {
+	if x != nil {
+		return x.ResyncNeeded
+	}
+	return false
 }
 
 var File_vda_v1_agent_proto protoreflect.FileDescriptor
@@ -1391,7 +1402,7 @@ const file_vda_v1_agent_proto_rawDesc = "" +
 	"\rbytes_written\x18\x04 \x01(\x04R\fbytesWritten\x12\"\n" +
 	"\rnum_write_ops\x18\x05 \x01(\x04R\vnumWriteOps\x12%\n" +
 	"\x0ebytes_unmapped\x18\x06 \x01(\x04R\rbytesUnmapped\x12\"\n" +
-	"\rnum_unmap_ops\x18\a \x01(\x04R\vnumUnmapOps\"\xa3\x02\n" +
+	"\rnum_unmap_ops\x18\a \x01(\x04R\vnumUnmapOps\"\xc8\x02\n" +
 	"\x13AgentStatusResponse\x12-\n" +
 	"\x12applied_generation\x18\x01 \x01(\x04R\x11appliedGeneration\x12%\n" +
 	"\x0espdk_reachable\x18\x02 \x01(\bR\rspdkReachable\x12!\n" +
@@ -1400,7 +1411,8 @@ const file_vda_v1_agent_proto_rawDesc = "" +
 	"spdk_error\x18\x04 \x01(\tR\tspdkError\x12\"\n" +
 	"\rstarted_at_ms\x18\x05 \x01(\x03R\vstartedAtMs\x12\"\n" +
 	"\x03pds\x18\x06 \x03(\v2\x10.vda.v1.PdReportR\x03pds\x12,\n" +
-	"\aiostats\x18\a \x03(\v2\x12.vda.v1.BdevIostatR\aiostats2\x95\x01\n" +
+	"\aiostats\x18\a \x03(\v2\x12.vda.v1.BdevIostatR\aiostats\x12#\n" +
+	"\rresync_needed\x18\b \x01(\bR\fresyncNeeded2\x95\x01\n" +
 	"\x0eDnAgentService\x12;\n" +
 	"\x06Syncup\x12\x17.vda.v1.DnSyncupRequest\x1a\x18.vda.v1.DnSyncupResponse\x12F\n" +
 	"\x06Status\x12\x1a.vda.v1.AgentStatusRequest\x1a\x1b.vda.v1.AgentStatusResponse\"\x03\x90\x02\x012\x95\x01\n" +
