@@ -28,7 +28,9 @@ func TestMonitorNodesAndFailNode(t *testing.T) {
 			return tx.InsertCN(ctx, &cn)
 		})
 		nodes := func(lo, hi uint64) []store.MonitorNode {
-			return view(t, db, func(ctx context.Context, tx *store.Tx) ([]store.MonitorNode, error) { return tx.MonitorNodes(ctx, lo, hi) })
+			return view(t, db, func(ctx context.Context, tx *store.Tx) ([]store.MonitorNode, error) {
+				return tx.MonitorNodes(ctx, lo, hi)
+			})
 		}
 		all := nodes(0, 0)
 		require.Len(t, all, 2)
@@ -159,7 +161,9 @@ func TestFailoverWrites(t *testing.T) {
 		assert.Equal(t, a.cntlrs[1].ID, st.VDs[0].PrimaryCntlrID, "the fence follows the primary")
 
 		for _, err := range []error{
-			once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.SetPrimary(ctx, "0123456789abcdef", a.cntlrs[0].ID) }),
+			once(t, db, func(ctx context.Context, tx *store.Tx) error {
+				return tx.SetPrimary(ctx, "0123456789abcdef", a.cntlrs[0].ID)
+			}),
 			once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.MoveCntlr(ctx, "0123456789abcdef", c1.ID) }),
 			once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.BumpNode(ctx, "0123456789abcdef") }),
 			once(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.BumpDA(ctx, "0123456789abcdef") }),
