@@ -153,22 +153,32 @@ func (p *Pusher) PushCN(ctx context.Context, id vda.CNID) (*vdav1.CnReport, erro
 	return rep, p.recordCN(ctx, id, rep)
 }
 
-// Push pushes node id, a cn's if cn, and returns the report's
-// node-wide error and how many of its resources failed: a monitor needs no
-// more.
-func (p *Pusher) Push(ctx context.Context, cn bool, id string) (nodeErr string, failed int, err error) {
+// Result sums up a node's report for a monitor.
+type Result struct {
+	// Generation is the generation the node reconciled.
+	Generation uint64
+	// Error is the node-wide error; Failed counts the resources in error.
+	Error  string
+	Failed int
+}
+
+// OK says whether the node reported no error at all.
+func (r Result) OK() bool { return r.Error == "" && r.Failed == 0 }
+
+// Push pushes node id, a cn's if cn, and sums up its report; see PushDN.
+func (p *Pusher) Push(ctx context.Context, cn bool, id string) (Result, error) {
 	if cn {
 		rep, err := p.PushCN(ctx, vda.CNID(id))
 		if err != nil {
-			return "", 0, err
+			return Result{}, err
 		}
-		return rep.GetError(), countFailed(rep.GetCntlrs()), nil
+		return Result{rep.GetGeneration(), rep.GetError(), countFailed(rep.GetCntlrs())}, nil
 	}
 	rep, err := p.PushDN(ctx, vda.DNID(id))
 	if err != nil {
-		return "", 0, err
+		return Result{}, err
 	}
-	return rep.GetError(), countFailed(rep.GetPds()) + countFailed(rep.GetVds()), nil
+	return Result{rep.GetGeneration(), rep.GetError(), countFailed(rep.GetPds()) + countFailed(rep.GetVds())}, nil
 }
 
 // countFailed counts the resources of a report that carry an error.
