@@ -142,20 +142,30 @@ func (l *lab) revive(name string) {
 	l.up(name)
 }
 
-// monitor starts a monitor over the lab's store until the test ends.
-func (l *lab) monitor(name string) (stop func()) {
+// monitor starts a monitor over the lab's store until the test ends;
+// edit, if given, changes its configuration.
+func (l *lab) monitor(name string, edit ...func(*monitor.Config)) (stop func()) {
+	_, stop = l.startMonitor(name, edit...)
+	return stop
+}
+
+func (l *lab) startMonitor(name string, edit ...func(*monitor.Config)) (*monitor.Monitor, func()) {
 	t := l.t
 	pusher, err := syncup.New(syncup.Config{DB: l.db, Logger: quiet(), Timeout: 10 * time.Second})
 	require.NoError(t, err)
-	m, err := monitor.New(monitor.Config{DB: l.db, Pusher: pusher, Logger: quiet(), Name: name,
+	cfg := monitor.Config{DB: l.db, Pusher: pusher, Logger: quiet(), Name: name,
 		Period: 50 * time.Millisecond, StatusTimeout: 200 * time.Millisecond,
-		Detector: failover.Config{Misses: 3}, RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond})
+		Detector: failover.Config{Misses: 3}, RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	m, err := monitor.New(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	stopped := false
-	stop = func() {
+	stop := func() {
 		if !stopped {
 			stopped = true
 			cancel()
@@ -163,7 +173,7 @@ func (l *lab) monitor(name string) (stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return stop
+	return m, stop
 }
 
 func (l *lab) da(name string) *vdav1.Da {

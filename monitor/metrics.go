@@ -15,6 +15,7 @@ type metrics struct {
 	nodes      *prometheus.GaugeVec     // kind, state
 	storeTime  *prometheus.HistogramVec // op
 	rounds     prometheus.Counter
+	shards     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,9 +43,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vda_monitor_rounds_total", Help: "Monitor rounds (one heartbeat of every covered node).",
 		}),
+		shards: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vda_monitor_shards", Help: "Shards of the node hash space this monitor holds leases on (with leases).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.syncups, m.syncupTime, m.heartbeats, m.failovers, m.nodes, m.storeTime, m.rounds)
+		reg.MustRegister(m.syncups, m.syncupTime, m.heartbeats, m.failovers, m.nodes, m.storeTime, m.rounds, m.shards)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,10 +45,10 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Registerer receives the monitor's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// Shard, if not nil, says which nodes this monitor covers now, by hash
-	// code: [lo, hi), hi 0 meaning no bound; ok false means none. Nil
-	// means all of them (one monitor).
-	Shard func(ctx context.Context) (lo, hi uint64, ok bool)
+	// Leases, if not nil, makes this monitor one of several sharing the
+	// nodes (see LeaseConfig); Name must then be unique among them. Nil
+	// means this monitor covers every node: the only one.
+	Leases *LeaseConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -118,6 +119,8 @@ type Monitor struct {
 	syncs chan struct{}
 	wg    sync.WaitGroup
 
+	shares *shares // nil: every node is this monitor's
+
 	mu    sync.Mutex
 	nodes map[string]*node
 }
@@ -149,11 +152,15 @@ func New(cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Monitor{
+	m := &Monitor{
 		cfg: cfg, det: det, met: newMetrics(cfg.Registerer),
 		beats: make(chan struct{}, cfg.Concurrency), syncs: make(chan struct{}, cfg.Concurrency),
 		nodes: map[string]*node{},
-	}, nil
+	}
+	if cfg.Leases != nil {
+		m.shares = newShares(m, *cfg.Leases)
+	}
+	return m, nil
 }
 
 // Run monitors until ctx ends, then waits for the calls in flight (which
@@ -176,16 +183,23 @@ func (m *Monitor) Run(ctx context.Context) error {
 // and a syncup of every one that needs it.
 func (m *Monitor) round(ctx context.Context) {
 	m.met.rounds.Inc()
-	lo, hi, ok := uint64(0), uint64(0), true
-	if m.cfg.Shard != nil {
-		lo, hi, ok = m.cfg.Shard(ctx)
+	ranges := []Range{{}}
+	if m.shares != nil {
+		ranges = m.shares.renew(ctx)
 	}
 	var nodes []store.MonitorNode
-	if ok {
+	if len(ranges) > 0 {
 		start := time.Now()
-		err := m.cfg.DB.View(ctx, func(ctx context.Context, tx *store.Tx) (err error) {
-			nodes, err = tx.MonitorNodes(ctx, lo, hi)
-			return err
+		err := m.cfg.DB.View(ctx, func(ctx context.Context, tx *store.Tx) error {
+			nodes = nodes[:0]
+			for _, r := range ranges {
+				ns, err := tx.MonitorNodes(ctx, r.Lo, r.Hi)
+				if err != nil {
+					return err
+				}
+				nodes = append(nodes, ns...)
+			}
+			return nil
 		})
 		since(m.met.storeTime.WithLabelValues("list_nodes"), start)
 		if err != nil {
@@ -225,6 +239,41 @@ func (m *Monitor) round(ctx context.Context) {
 	for _, st := range m.nodes {
 		m.met.nodes.WithLabelValues(kindOf(st.n.CN), string(st.det.State)).Inc()
 	}
+}
+
+// Covered lists, sorted, the ids of the nodes this monitor covers now:
+// the nodes of its last round, less those whose shard's lease it no longer
+// holds.
+func (m *Monitor) Covered() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	var out []string
+	for id, st := range m.nodes {
+		if m.shares == nil || m.shares.covers(st.n.HashCode, now) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Shards is how many shards of the node hash space this monitor holds
+// leases on now: store.LeaseShards for a monitor without leases.
+func (m *Monitor) Shards() int {
+	if m.shares == nil {
+		return store.LeaseShards
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	n := 0
+	for _, until := range m.shares.held {
+		if until.Add(-m.shares.cfg.Skew).After(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // spawn runs f on its own goroutine once sem has room.

@@ -26,6 +26,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "initial schema", migrateInitial},
 	{2, "node event log", migrateMonitor},
+	{3, "monitor leases", migrateLeases},
 }
 
 // SchemaVersion is the schema version this build creates and understands.
