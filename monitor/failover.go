@@ -171,7 +171,6 @@ func (f *failoverTx) array(ctx context.Context, da vda.DAID, cns []failover.CN, 
 	in := make([]failover.Cntlr, len(cs))
 	for i, c := range cs {
 		in[i] = failover.Cntlr{ID: c.ID, CN: c.CNID, Index: c.Index, Primary: c.Primary}
-		touched[string(c.CNID)] = true
 	}
 	plan, err := failover.Decide(in, cns)
 	if errors.Is(err, failover.ErrNoPrimary) {
@@ -182,29 +181,22 @@ func (f *failoverTx) array(ctx context.Context, da vda.DAID, cns []failover.CN, 
 	if err != nil {
 		return decision{}, fmt.Errorf("fail over da %s: %w", da, err)
 	}
-	if err := f.tx.SetPrimary(ctx, da, plan.Primary); err != nil {
+	tdns, tcns, err := f.tx.Reshape(ctx, da, plan.Primary, plan.Moves)
+	if err != nil {
 		return decision{}, err
 	}
-	for id, to := range plan.Moves {
-		if err := f.tx.MoveCntlr(ctx, id, to); err != nil {
-			return decision{}, err
-		}
-		touched[string(to)] = true
+	for _, id := range tdns {
+		dns[id] = true
+	}
+	for _, id := range tcns {
+		touched[id] = true
+	}
+	for _, to := range plan.Moves {
 		for i := range cns {
 			if cns[i].ID == to {
 				cns[i].Load++
 			}
 		}
-	}
-	if err := f.tx.BumpDA(ctx, da); err != nil {
-		return decision{}, err
-	}
-	vds, err := f.tx.VDs(ctx, da)
-	if err != nil {
-		return decision{}, err
-	}
-	for _, vd := range vds {
-		dns[string(vd.DNID)] = true
 	}
 	return decision{da: da, result: "ok", reason: fmt.Sprintf("da %s: %s", da, plan.Reason)}, nil
 }

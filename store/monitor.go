@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,6 +178,50 @@ func (tx *Tx) MoveCntlr(ctx context.Context, id vda.CntlrID, cn vda.CNID) error 
 		return fmt.Errorf("move cntlr %s: %w", id, vda.ErrNotFound)
 	}
 	return nil
+}
+
+// Reshape makes cntlr the primary of array da, re-homes the controllers
+// in moves, and bumps da's generation. It returns the nodes whose desired
+// state changed: the dns of da's vds (each vd's fence follows the
+// primary) and the cns of its controllers, before and after the moves.
+// The caller bumps their generations, once each however many arrays it
+// reshapes, and pushes the dns before the cns, so that the old primary is
+// fenced off before the new one attaches.
+func (tx *Tx) Reshape(ctx context.Context, da vda.DAID, cntlr vda.CntlrID, moves map[vda.CntlrID]vda.CNID) (dns, cns []string, err error) {
+	cs, err := tx.Cntlrs(ctx, da)
+	if err != nil {
+		return nil, nil, err
+	}
+	found := false
+	for _, c := range cs {
+		cns = append(cns, string(c.CNID))
+		found = found || c.ID == cntlr
+	}
+	if !found {
+		return nil, nil, fmt.Errorf("cntlr %s of da %s: %w", cntlr, da, vda.ErrNotFound)
+	}
+	if err := tx.SetPrimary(ctx, da, cntlr); err != nil {
+		return nil, nil, err
+	}
+	for id, to := range moves {
+		if err := tx.MoveCntlr(ctx, id, to); err != nil {
+			return nil, nil, err
+		}
+		cns = append(cns, string(to))
+	}
+	if err := tx.BumpDA(ctx, da); err != nil {
+		return nil, nil, err
+	}
+	vds, err := tx.VDs(ctx, da)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, vd := range vds {
+		dns = append(dns, string(vd.DNID))
+	}
+	slices.Sort(dns)
+	slices.Sort(cns)
+	return slices.Compact(dns), slices.Compact(cns), nil
 }
 
 // BumpNode increments a node's generation, whatever it is: a failover

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,18 +131,23 @@ func TestFailoverWrites(t *testing.T) {
 		c1, c2, c3 := insertCNAt(t, db, "c1", "10.0.2.1"), insertCNAt(t, db, "c2", "10.0.2.2"), insertCNAt(t, db, "c3", "10.0.2.3")
 		a := insertArray(t, db, "a", []store.VD{{Index: 0, DNID: d.ID, PDID: p.ID, Size: vda.GiB}},
 			[]store.Cntlr{{Index: 0, CNID: c1.ID, Primary: true}, {Index: 1, CNID: c2.ID}})
-		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) error {
-			if err := tx.SetPrimary(ctx, a.da.ID, a.cntlrs[1].ID); err != nil {
-				return err
-			}
-			if err := tx.MoveCntlr(ctx, a.cntlrs[0].ID, c3.ID); err != nil {
-				return err
-			}
-			if err := tx.BumpDA(ctx, a.da.ID); err != nil {
+		var dns, cns []string
+		mustUpdate(t, db, func(ctx context.Context, tx *store.Tx) (err error) {
+			dns, cns, err = tx.Reshape(ctx, a.da.ID, a.cntlrs[1].ID, map[vda.CntlrID]vda.CNID{a.cntlrs[0].ID: c3.ID})
+			if err != nil {
 				return err
 			}
 			return tx.BumpNode(ctx, string(d.ID))
 		})
+		assert.Equal(t, []string{string(d.ID)}, dns)
+		want := []string{string(c1.ID), string(c2.ID), string(c3.ID)}
+		slices.Sort(want)
+		assert.Equal(t, want, cns, "the cns before and after the move")
+		_, err := viewErr(t, db, func(ctx context.Context, tx *store.Tx) (struct{}, error) {
+			_, _, err := tx.Reshape(ctx, a.da.ID, "0123456789abcdef", nil)
+			return struct{}{}, err
+		})
+		assert.ErrorIs(t, err, vda.ErrNotFound, "a controller of another array")
 		got := cntlrsOf(t, db, a.da.ID)
 		require.Len(t, got, 2)
 		for _, c := range got {
