@@ -16,6 +16,7 @@ build: ## Build every daemon into .tmp/bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-portal ./daemons/portal
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-dnagent ./daemons/dnagent
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-cnagent ./daemons/cnagent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-monitor ./daemons/monitor
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdactl ./daemons/vdactl
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdabench ./daemons/vdabench
 

@@ -33,7 +33,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // on demand. Nodes can die (agent and SPDK), be cut off (agent unreachable,
 // SPDK serving on), and come back at the same address.
 type lab struct {
-	t     *testing.T
+	t     testing.TB
 	db    *store.DB
 	svc   *portal.Service
 	nodes map[string]*labNode
@@ -47,10 +47,25 @@ type labNode struct {
 	stop func() // stops the agent's server and loop
 }
 
-func newLab(t *testing.T, db *store.DB, dns, cns int) *lab {
-	pusher, err := syncup.New(syncup.Config{DB: db, Logger: quiet(), Timeout: 10 * time.Second})
-	require.NoError(t, err)
-	svc, err := portal.New(portal.Config{DB: db, Logger: quiet(), Pusher: pusher, PushWait: 30 * time.Second})
+func newLab(t testing.TB, db *store.DB, dns, cns int) *lab {
+	return newLabWith(t, db, dns, cns, labOptions{pdSize: 256 << 20, push: true})
+}
+
+type labOptions struct {
+	pdSize uint64
+	// push makes the portal push each change and wait for it; without,
+	// the monitor delivers everything.
+	push bool
+}
+
+func newLabWith(t testing.TB, db *store.DB, dns, cns int, o labOptions) *lab {
+	pcfg := portal.Config{DB: db, Logger: quiet()}
+	if o.push {
+		pusher, err := syncup.New(syncup.Config{DB: db, Logger: quiet(), Timeout: 10 * time.Second})
+		require.NoError(t, err)
+		pcfg.Pusher, pcfg.PushWait = pusher, 30*time.Second
+	}
+	svc, err := portal.New(pcfg)
 	require.NoError(t, err)
 	t.Cleanup(svc.Close)
 	l := &lab{t: t, db: db, svc: svc, nodes: map[string]*labNode{}}
@@ -74,7 +89,7 @@ func newLab(t *testing.T, db *store.DB, dns, cns int) *lab {
 		_, err = svc.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{Name: n.name, AgentAddress: n.addr, Listener: lis, Location: n.name}))
 		require.NoError(t, err)
 		_, err = svc.CreatePd(ctx, connect.NewRequest(&vdav1.CreatePdRequest{DnName: n.name, Name: "pd1",
-			Backend: &vdav1.CreatePdRequest_Malloc{Malloc: &vdav1.PdMalloc{Size: 256 << 20}}}))
+			Backend: &vdav1.CreatePdRequest_Malloc{Malloc: &vdav1.PdMalloc{Size: o.pdSize}}}))
 		require.NoError(t, err)
 	}
 	return l
@@ -194,7 +209,7 @@ func primaryOf(da *vdav1.Da) *vdav1.Cntlr {
 
 // eventually retries check until it returns nil, failing the test with
 // its last error after d.
-func eventually(t *testing.T, d time.Duration, check func() error) {
+func eventually(t testing.TB, d time.Duration, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

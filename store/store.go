@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -174,17 +179,45 @@ func (db *DB) runTx(ctx context.Context, readOnly bool, fn func(ctx context.Cont
 	}
 	btx, err := db.bun.BeginTx(ctx, opts)
 	if err != nil {
-		return classify(fmt.Errorf("begin: %w", err))
+		return unreachable(classify(fmt.Errorf("begin: %w", err)), true)
 	}
 	tx := &Tx{tx: btx, now: db.cfg.Now, dialect: db.dialect}
 	if err := fn(ctx, tx); err != nil {
 		_ = btx.Rollback()
-		return classify(err)
+		// A transaction whose connection dropped was rolled back: running
+		// fn again is safe.
+		return unreachable(classify(err), true)
 	}
 	if err := btx.Commit(); err != nil {
-		return classify(fmt.Errorf("commit: %w", err))
+		// The commit may or may not have happened: not retried.
+		return unreachable(classify(fmt.Errorf("commit: %w", err)), false)
 	}
 	return nil
+}
+
+// unreachable marks an error of a lost or refused database connection as
+// vda.ErrUnavailable, and as retryable if retry: Update tries again (with
+// backoff, up to MaxAttempts) and a caller sees the store's absence as
+// such, not as an internal error.
+func unreachable(err error, retry bool) error {
+	if err == nil || !connLost(err) {
+		return err
+	}
+	if retry {
+		return fmt.Errorf("store unreachable: %w: %w: %w", vda.ErrUnavailable, errRetry, err)
+	}
+	return fmt.Errorf("store unreachable, the change may or may not have been made: %w: %w", vda.ErrUnavailable, err)
+}
+
+// connLost says whether err comes from a database connection that failed
+// or dropped, rather than from the database's answer.
+func connLost(err error) bool {
+	var opErr *net.OpError
+	var connectErr *pgconn.ConnectError
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &opErr) || errors.As(err, &connectErr) ||
+		strings.Contains(err.Error(), "conn closed")
 }
 
 // Tx is one transaction. Its methods are the store's typed queries. A Tx is
