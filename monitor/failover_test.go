@@ -226,7 +226,7 @@ func (l *lab) events(name string) []store.NodeEvent {
 		if err != nil {
 			return err
 		}
-		out, err = tx.NodeEvents(ctx, string(cn.ID), 0)
+		out, err = tx.NodeEvents(ctx, string(cn.ID), 10000)
 		return err
 	}))
 	slices.Reverse(out)

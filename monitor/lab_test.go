@@ -45,6 +45,8 @@ type labNode struct {
 	fake *spdktest.Server
 	addr string
 	stop func() // stops the agent's server and loop
+	// downAt is when stop began: from then on the agent answers nothing.
+	downAt time.Time
 }
 
 func newLab(t testing.TB, db *store.DB, dns, cns int) *lab {
@@ -136,6 +138,7 @@ func (l *lab) up(name string) {
 			return
 		}
 		stopped = true
+		n.downAt = time.Now()
 		_ = srv.Close()
 		<-served
 		cancel()
