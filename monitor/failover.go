@@ -108,6 +108,13 @@ type decision struct {
 // state follows (the dns of the arrays' vds, whose fences move with the
 // primary, and the cns of all their controllers, which re-point to it).
 func (f *failoverTx) run(ctx context.Context, reason string) error {
+	// First, before any read: re-homing controllers is a placement
+	// (serialised with the portal's, which read the same loads), and a
+	// manual change of primary takes the same lock, so neither interleaves
+	// with a failover.
+	if err := f.tx.LockPlacement(ctx); err != nil {
+		return err
+	}
 	changed, err := f.tx.FailNode(ctx, f.cn.ID, reason, f.m.cfg.Now())
 	if err != nil || !changed {
 		return err
@@ -123,11 +130,6 @@ func (f *failoverTx) run(ctx context.Context, reason string) error {
 	here = slices.DeleteFunc(here, func(c store.Cntlr) bool { return !c.Primary })
 	if len(here) == 0 {
 		return nil
-	}
-	// Re-homing controllers is a placement: serialise it with the
-	// portal's, which read the same loads.
-	if err := f.tx.LockPlacement(ctx); err != nil {
-		return err
 	}
 	cands, err := f.tx.CNCandidates(ctx)
 	if err != nil {

@@ -232,3 +232,46 @@ func (l *lab) events(name string) []store.NodeEvent {
 	slices.Reverse(out)
 	return out
 }
+
+// TestManualChangePrimary: ModifyDa with primary_cntlr_id takes the
+// failover's path with every node alive: the fences move, the new primary
+// exports the raid, the old one becomes its secondary.
+func TestManualChangePrimary(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := newLab(t, db, 2, 2)
+		da := l.createArray()
+		old := primaryOf(da)
+		var next *vdav1.Cntlr
+		for _, c := range da.GetCntlrs() {
+			if c.GetId() != old.GetId() {
+				next = c
+			}
+		}
+		l.monitor("m1")
+		id := next.GetId()
+		_, err := l.svc.ModifyDa(context.Background(), connect.NewRequest(&vdav1.ModifyDaRequest{Name: "da1", PrimaryCntlrId: &id}))
+		require.NoError(t, err)
+		nqn := vda.ArrayNQN(vda.DAID(da.GetId()))
+		eventually(t, 10*time.Second, func() error {
+			if err := l.fencedTo(l.da("da1"), id); err != nil {
+				return err
+			}
+			s, err := l.subsystem(next.GetCnName(), nqn)
+			if err != nil {
+				return err
+			}
+			if nsBdev(s) != vda.RaidName(vda.DAID(da.GetId())) {
+				return notYet("new primary exports %q", nsBdev(s))
+			}
+			s, err = l.subsystem(old.GetCnName(), nqn)
+			if err != nil {
+				return err
+			}
+			if want := vda.PrimaryCtrlrName(vda.CntlrID(id)) + "n1"; nsBdev(s) != want {
+				return notYet("old primary exports %q, want %q", nsBdev(s), want)
+			}
+			return nil
+		})
+		assert.Equal(t, vdav1.CntlrRole_CNTLR_ROLE_SECONDARY, roleOf(l.da("da1"), old.GetId()))
+	})
+}

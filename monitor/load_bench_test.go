@@ -218,5 +218,3 @@ func counter(b *testing.B, reg *prometheus.Registry, name string) float64 {
 	}
 	return n
 }
-
-

@@ -80,6 +80,10 @@ func cnOf(cn store.CN, st store.NodeStatus, cntlrs int) *vdav1.Cn {
 	}
 }
 
+func nodeEventOf(e store.NodeEvent) *vdav1.NodeEvent {
+	return &vdav1.NodeEvent{AtMs: msOf(e.At), From: e.From, To: e.To, Reason: e.Reason, Monitor: e.Monitor}
+}
+
 // pdCapacity is what the allocator may place on a pd: the capacity its
 // agent reported, or before any report the estimate made at creation. The
 // store's placement query computes the same (store.PDCandidates).

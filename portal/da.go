@@ -231,6 +231,8 @@ func (s *Service) DeleteDa(ctx context.Context, req *connect.Request[vdav1.Delet
 	return connect.NewResponse(&vdav1.DeleteDaResponse{}), nil
 }
 
+// ModifyDa changes an array's description and, with primary_cntlr_id,
+// which of its controllers is the primary.
 func (s *Service) ModifyDa(ctx context.Context, req *connect.Request[vdav1.ModifyDaRequest]) (*connect.Response[vdav1.ModifyDaResponse], error) {
 	m := req.Msg
 	var c checks
@@ -238,11 +240,27 @@ func (s *Service) ModifyDa(ctx context.Context, req *connect.Request[vdav1.Modif
 	if m.Description != nil {
 		c.description(*m.Description)
 	}
+	if m.PrimaryCntlrId != nil {
+		c.cntlrID("primary_cntlr_id", *m.PrimaryCntlrId)
+	}
 	if err := c.err(); err != nil {
 		return nil, err
 	}
 	var out *vdav1.Da
+	var t *touch
 	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		t = newTouch(tx)
+		if m.PrimaryCntlrId != nil {
+			// A failover moves primaries under the same lock, taken first
+			// in its transaction too: the two never interleave, so the
+			// monitor cannot fail the new primary's cn between the check
+			// of its status below and the commit without seeing the new
+			// primary. Taken before any read, so that the reads (a
+			// snapshot, on MySQL) see what a failover committed.
+			if err := tx.LockPlacement(ctx); err != nil {
+				return err
+			}
+		}
 		da, err := tx.DA(ctx, m.GetName())
 		if err != nil {
 			return err
@@ -256,13 +274,102 @@ func (s *Service) ModifyDa(ctx context.Context, req *connect.Request[vdav1.Modif
 				return err
 			}
 		}
+		if m.PrimaryCntlrId != nil {
+			if err := changePrimary(ctx, t, &da, vda.CntlrID(*m.PrimaryCntlrId)); err != nil {
+				return err
+			}
+		}
 		out, err = daMsg(ctx, tx, da)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	if s.push(ctx, t) {
+		// The agents answered in time: show what they reported.
+		if fresh, err := s.readDa(ctx, m.GetName()); err == nil {
+			out = fresh
+		}
+	}
 	return connect.NewResponse(&vdav1.ModifyDaResponse{Da: out}), nil
+}
+
+// changePrimary makes controller id the primary of da the way a failover
+// does (store.Tx.Reshape), and touches every node whose desired state
+// follows: the dns of the vds, whose fences move to the new primary, and
+// the cns of the controllers, which re-point to it. Naming the current
+// primary changes nothing. da's generation is updated.
+func changePrimary(ctx context.Context, t *touch, da *store.DA, id vda.CntlrID) error {
+	tx := t.tx
+	cntlrs, err := tx.Cntlrs(ctx, da.ID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cntlrs, func(c store.Cntlr) bool { return c.ID == id })
+	if i < 0 {
+		// Like a parent named in a request, a controller named that does
+		// not exist is not found; the form of the id was checked before.
+		return fmt.Errorf("da %s has no controller %q: %w", da.Name, id, vda.ErrNotFound)
+	}
+	if cntlrs[i].Primary {
+		// On PostgreSQL each statement sees what committed before it, so
+		// the controllers may be newer than the array read first: "nothing
+		// to do" must be about the generation the caller checked.
+		return stillAt(ctx, tx, da, da.Generation)
+	}
+	cn, err := tx.CNByID(ctx, cntlrs[i].CNID)
+	if err != nil {
+		return err
+	}
+	st, err := tx.CNStatus(ctx, cn.ID)
+	if err != nil {
+		return err
+	}
+	// The rule is placement's (nodeUsable): an administrator's offline and
+	// the monitor's failed exclude a cn, an error or no report yet do not.
+	switch {
+	case cn.Offline:
+		return fmt.Errorf("cntlr %s of da %s is on cn %s, which is offline: %w", id, da.Name, cn.Name, vda.ErrFailedPrecondition)
+	case st.Health == store.HealthFailed:
+		return fmt.Errorf("cntlr %s of da %s is on cn %s, which has failed: %w", id, da.Name, cn.Name, vda.ErrFailedPrecondition)
+	}
+	dnIDs, cnIDs, err := tx.Reshape(ctx, da.ID, id, nil)
+	if err != nil {
+		return err
+	}
+	// Reshape bumps the array's generation whatever it is, as a failover
+	// must; a change here is guarded by the generation read above, like
+	// UpdateDA.
+	if err := stillAt(ctx, tx, da, da.Generation+1); err != nil {
+		return err
+	}
+	for _, dn := range dnIDs {
+		if err := t.dn(ctx, vda.DNID(dn)); err != nil {
+			return err
+		}
+	}
+	for _, cn := range cnIDs {
+		if err := t.cn(ctx, vda.CNID(cn)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stillAt reads da again and says whether its generation is gen, which is
+// what this transaction's own writes make of the generation it read. If
+// anything else moved the array meanwhile (a failover, another change of
+// primary) the transaction runs again, on what is true now. da is updated.
+func stillAt(ctx context.Context, tx *store.Tx, da *store.DA, gen uint64) error {
+	now, err := tx.DAByID(ctx, da.ID)
+	if err != nil {
+		return err
+	}
+	if now.Generation != gen {
+		return fmt.Errorf("da %s changed meanwhile: %w", da.Name, store.ErrConflict)
+	}
+	*da = now
+	return nil
 }
 
 func (s *Service) GetDa(ctx context.Context, req *connect.Request[vdav1.GetDaRequest]) (*connect.Response[vdav1.GetDaResponse], error) {

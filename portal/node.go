@@ -184,6 +184,9 @@ func (t *touch) arrayCNs(ctx context.Context, da vda.DAID) error {
 type nodeKind[N any, M any] struct {
 	name string // "dn" or "cn"
 	spec func(*N) *store.NodeSpec
+	// id is the node's id as the tables that hang off node (its status,
+	// its event log) key it.
+	id func(*N) string
 	// Store methods, receiver first: (*store.Tx).InsertDN and so on.
 	insert func(*store.Tx, context.Context, *N) error
 	get    func(*store.Tx, context.Context, string) (N, error)
@@ -335,6 +338,7 @@ func (k nodeKind[N, M]) msg(ctx context.Context, tx *store.Tx, n N) (M, error) {
 var dns = nodeKind[store.DN, *vdav1.Dn]{
 	name:   "dn",
 	spec:   func(n *store.DN) *store.NodeSpec { return &n.NodeSpec },
+	id:     func(n *store.DN) string { return string(n.ID) },
 	insert: (*store.Tx).InsertDN,
 	get:    (*store.Tx).DN,
 	list:   (*store.Tx).DNs,
@@ -423,6 +427,7 @@ func (s *Service) ListDn(ctx context.Context, req *connect.Request[vdav1.ListDnR
 var cns = nodeKind[store.CN, *vdav1.Cn]{
 	name:   "cn",
 	spec:   func(n *store.CN) *store.NodeSpec { return &n.NodeSpec },
+	id:     func(n *store.CN) string { return string(n.ID) },
 	insert: (*store.Tx).InsertCN,
 	get:    (*store.Tx).CN,
 	list:   (*store.Tx).CNs,

@@ -192,7 +192,9 @@ func TestReflection(t *testing.T) {
 		}
 		assert.Contains(t, methods, "CreateDa")
 		assert.Contains(t, methods, "GetClusterSummary")
-		assert.Len(t, methods, 26)
+		assert.Contains(t, methods, "ListDnEvents")
+		assert.Contains(t, methods, "ListCnEvents")
+		assert.Len(t, methods, 28)
 	})
 }
 

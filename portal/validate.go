@@ -155,6 +155,22 @@ func (c *checks) listener(l *vdav1.NvmfListener) store.Listener {
 	return out
 }
 
+// maxIDLen bounds an id a request names; VDA's own ids are far shorter.
+const maxIDLen = 64
+
+// cntlrID checks the form of a controller id a request names; whether it
+// names a controller is for the transaction to say.
+func (c *checks) cntlrID(field, v string) {
+	switch {
+	case v == "":
+		c.addf("%s is empty", field)
+	case len(v) > maxIDLen:
+		c.addf("%s is longer than %d bytes", field, maxIDLen)
+	case strings.IndexFunc(v, func(r rune) bool { return r <= 0x20 || r == 0x7f }) >= 0:
+		c.addf("%s %q has a space or control character", field, v)
+	}
+}
+
 // generation checks a caller's generation precondition.
 func checkGeneration(what string, want *uint64, have uint64) error {
 	if want != nil && *want != have {

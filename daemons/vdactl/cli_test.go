@@ -104,6 +104,24 @@ func TestRequests(t *testing.T) {
 			want:   &vdav1.GetDnRequest{Name: "dn0"},
 		},
 		{
+			name:   "dn events",
+			args:   []string{"dn", "events", "dn0"},
+			method: "ListDnEvents",
+			want:   &vdav1.ListNodeEventsRequest{Name: "dn0"},
+		},
+		{
+			name:   "dn events limit",
+			args:   []string{"dn", "events", "dn0", "--limit", "5"},
+			method: "ListDnEvents",
+			want:   &vdav1.ListNodeEventsRequest{Name: "dn0", Limit: 5},
+		},
+		{
+			name:   "cn events",
+			args:   []string{"cn", "events", "--limit", "1000", "cn0"},
+			method: "ListCnEvents",
+			want:   &vdav1.ListNodeEventsRequest{Name: "cn0", Limit: 1000},
+		},
+		{
 			name:   "cn create",
 			args:   []string{"cn", "create", "cn0", "--agent-address", "10.0.0.2:9721", "--traddr", "10.0.0.2", "--trsvcid", "4420", "--location", "rack3"},
 			method: "CreateCn",
@@ -199,6 +217,12 @@ func TestRequests(t *testing.T) {
 			args:   []string{"da", "modify", "da0", "--description", "new"},
 			method: "ModifyDa",
 			want:   &vdav1.ModifyDaRequest{Name: "da0", Description: proto.String("new")},
+		},
+		{
+			name:   "da modify primary",
+			args:   []string{"da", "modify", "da0", "--primary", "0123456789abcdef", "--generation", "4"},
+			method: "ModifyDa",
+			want:   &vdav1.ModifyDaRequest{Name: "da0", PrimaryCntlrId: proto.String("0123456789abcdef"), Generation: gen(4)},
 		},
 		{
 			name:   "da delete",
@@ -589,9 +613,9 @@ func sampleDa() *vdav1.Da {
 			{Index: 1, DnName: "dn1", PdName: "pd3", Size: 5 << 30, Status: &vdav1.Status{Health: vdav1.Health_HEALTH_UNKNOWN}},
 		},
 		Cntlrs: []*vdav1.Cntlr{
-			{Index: 0, CnName: "cn0", Role: vdav1.CntlrRole_CNTLR_ROLE_PRIMARY, Listener: tcpListener("10.0.1.1", "4420"),
+			{Id: "cntlr-id-0", Index: 0, CnName: "cn0", Role: vdav1.CntlrRole_CNTLR_ROLE_PRIMARY, Listener: tcpListener("10.0.1.1", "4420"),
 				Status: &vdav1.Status{Health: vdav1.Health_HEALTH_OK}},
-			{Index: 1, CnName: "cn1", Role: vdav1.CntlrRole_CNTLR_ROLE_SECONDARY, Listener: tcpListener("10.0.1.2", "4420"),
+			{Id: "cntlr-id-1", Index: 1, CnName: "cn1", Role: vdav1.CntlrRole_CNTLR_ROLE_SECONDARY, Listener: tcpListener("10.0.1.2", "4420"),
 				Status: &vdav1.Status{Health: vdav1.Health_HEALTH_ERROR, Error: "cannot reach primary"}},
 		},
 	}
@@ -623,15 +647,48 @@ func TestDaOutput(t *testing.T) {
 	assert.Regexp(t, `^1 +dn1 +pd3 +5\.0 GiB +unknown +-$`, vdLines[2])
 	cnLines := strings.Split(strings.TrimRight(cntlrs, "\n"), "\n")
 	require.Len(t, cnLines, 3, cntlrs)
-	assert.Regexp(t, `^INDEX +CN +ROLE +LISTENER +HEALTH +ERROR$`, cnLines[0])
-	assert.Regexp(t, `^0 +cn0 +primary +tcp://10\.0\.1\.1:4420 +ok +-$`, cnLines[1])
-	assert.Regexp(t, `^1 +cn1 +secondary +tcp://10\.0\.1\.2:4420 +error +cannot reach primary$`, cnLines[2])
+	assert.Regexp(t, `^INDEX +ID +CN +ROLE +LISTENER +HEALTH +ERROR$`, cnLines[0])
+	assert.Regexp(t, `^0 +cntlr-id-0 +cn0 +primary +tcp://10\.0\.1\.1:4420 +ok +-$`, cnLines[1])
+	assert.Regexp(t, `^1 +cntlr-id-1 +cn1 +secondary +tcp://10\.0\.1\.2:4420 +error +cannot reach primary$`, cnLines[2])
 
 	r = vdactl(t, url, "da", "list").ok(t)
 	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
 	require.Len(t, lines, 2, r.stdout)
 	assert.Regexp(t, `^NAME +SIZE +RAID +VDS +CNTLRS +GEN +HEALTH$`, lines[0])
 	assert.Regexp(t, `^da0 +10\.0 GiB +raid0 +2 +2 +4 +ok$`, lines[1])
+}
+
+func TestNodeEventsOutput(t *testing.T) {
+	t.Parallel()
+	fake, url := newFake(t)
+	events := []*vdav1.NodeEvent{
+		{AtMs: 1700000180000, From: "failed", To: "failover", Reason: "da 0a1b: secondary cntlr 1 on cn1 is usable", Monitor: "mon-b"},
+		{AtMs: 1700000120000, From: "suspect", To: "failed", Reason: "missed 3 heartbeats:\ndial tcp: refused", Monitor: "mon-a"},
+		{AtMs: 1700000000000, From: "alive", To: "suspect"},
+	}
+	on(fake, "ListCnEvents", func(context.Context, *vdav1.ListNodeEventsRequest) (*vdav1.ListNodeEventsResponse, error) {
+		return &vdav1.ListNodeEventsResponse{Events: events}, nil
+	})
+	on(fake, "ListDnEvents", func(context.Context, *vdav1.ListNodeEventsRequest) (*vdav1.ListNodeEventsResponse, error) {
+		return &vdav1.ListNodeEventsResponse{}, nil
+	})
+
+	r := vdactl(t, url, "cn", "events", "cn0").ok(t)
+	assert.Equal(t, ""+
+		"TIME                  CHANGE             MONITOR  REASON\n"+
+		"2023-11-14T22:16:20Z  failed → failover  mon-b    da 0a1b: secondary cntlr 1 on cn1 is usable\n"+
+		"2023-11-14T22:15:20Z  suspect → failed   mon-a    missed 3 heartbeats: dial tcp: refused\n"+
+		"2023-11-14T22:13:20Z  alive → suspect    -        -\n",
+		r.stdout)
+
+	r = vdactl(t, url, "dn", "events", "dn0").ok(t)
+	assert.Equal(t, "TIME  CHANGE  MONITOR  REASON\n", r.stdout, "no events: the header alone")
+
+	r = vdactl(t, url, "-o", "json", "cn", "events", "cn0").ok(t)
+	assert.Contains(t, r.stdout, `"at_ms"`, "proto field names")
+	var got vdav1.ListNodeEventsResponse
+	require.NoError(t, protojson.Unmarshal([]byte(r.stdout), &got))
+	assertProto(t, &vdav1.ListNodeEventsResponse{Events: events}, &got)
 }
 
 func TestExpOutput(t *testing.T) {

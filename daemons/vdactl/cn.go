@@ -16,6 +16,7 @@ type CnCmd struct {
 	Modify CnModifyCmd `cmd:"" help:"Change a controller node; only the flags given change."`
 	List   CnListCmd   `cmd:"" help:"List controller nodes."`
 	Get    CnGetCmd    `cmd:"" help:"Show a controller node."`
+	Events CnEventsCmd `cmd:"" help:"Show the monitors' log of a controller node's state changes, newest first."`
 }
 
 // CnCreateCmd is vdactl cn create.
@@ -151,4 +152,22 @@ func (n *CnGetCmd) Run(ctx context.Context, c *Client) error {
 		return printJSON(c.Stdout, resp.Msg)
 	}
 	return printNode(c.Stdout, cnView(resp.Msg.GetCn()))
+}
+
+// CnEventsCmd is vdactl cn events.
+type CnEventsCmd struct {
+	Name string `arg:"" help:"Name of the controller node."`
+	eventsFlags
+}
+
+// Run calls ListCnEvents.
+func (e *CnEventsCmd) Run(ctx context.Context, c *Client) error {
+	resp, err := c.Portal.ListCnEvents(ctx, connect.NewRequest(&vdav1.ListNodeEventsRequest{Name: e.Name, Limit: e.Limit}))
+	if err != nil {
+		return err
+	}
+	if c.JSON() {
+		return printJSON(c.Stdout, resp.Msg)
+	}
+	return printNodeEvents(c.Stdout, resp.Msg.GetEvents())
 }

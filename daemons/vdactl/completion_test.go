@@ -36,12 +36,13 @@ func TestCompletionBashScript(t *testing.T) {
 		"complete -F _vdactl vdactl",
 		"children='dn pd cn da exp cluster completion version'",
 		"children='create delete modify list get'",
+		"children='create delete modify list get events'",
 		"children='summary'",
 		"--portal", "--output", "-o", "--timeout", "--help",
 		"--agent-address", "--trtype", "--adrfam", "--traddr", "--trsvcid", "--location", "--offline", "--no-offline",
 		"--hash-code", "--description", "--generation", "--page-size", "--page-token", "--all",
 		"--dn", "--malloc-size", "--aio-path", "--nvme-pcie",
-		"--size", "--vd-count", "--strip-size-kb", "--cntlr-count", "--da", "--host-nqn",
+		"--size", "--vd-count", "--strip-size-kb", "--cntlr-count", "--primary", "--da", "--host-nqn", "--limit",
 		"'--output') echo 'table json'",
 		"args='bash zsh fish'",
 	} {
@@ -71,7 +72,7 @@ func TestCompletionBash(t *testing.T) {
 	}{
 		{[]string{"vdactl", ""}, "dn pd cn da exp cluster completion version"},
 		{[]string{"vdactl", "d"}, "dn da"},
-		{[]string{"vdactl", "dn", ""}, "create delete modify list get"},
+		{[]string{"vdactl", "dn", ""}, "create delete modify list get events"},
 		{[]string{"vdactl", "-o", "json", "cluster", ""}, "summary"},
 		{[]string{"vdactl", "--portal", "dn", ""}, "dn pd cn da exp cluster completion version"},
 		{[]string{"vdactl", "pd", "create", "--"}, "--help --portal --output --timeout --dn --malloc-size --aio-path --nvme-pcie --offline --description"},
@@ -172,7 +173,7 @@ func TestCompletionFish(t *testing.T) {
 		want string
 	}{
 		{"vdactl ", "cluster cn completion da dn exp pd version"},
-		{"vdactl dn ", "create delete get list modify"},
+		{"vdactl dn ", "create delete events get list modify"},
 		{"vdactl -o json da create --s", "--size --strip-size-kb"},
 		{"vdactl -o ", "json table"},
 		{"vdactl completion ", "bash fish zsh"},

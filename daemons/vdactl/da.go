@@ -14,7 +14,7 @@ import (
 type DaCmd struct {
 	Create DaCreateCmd `cmd:"" help:"Create a disk array; the portal places its vds and controllers."`
 	Delete DaDeleteCmd `cmd:"" help:"Delete a disk array; it must have no exporters."`
-	Modify DaModifyCmd `cmd:"" help:"Change a disk array; only the flags given change."`
+	Modify DaModifyCmd `cmd:"" help:"Change a disk array or move its primary; only the flags given change."`
 	List   DaListCmd   `cmd:"" help:"List disk arrays."`
 	Get    DaGetCmd    `cmd:"" help:"Show a disk array with its vds and controllers."`
 }
@@ -77,12 +77,13 @@ type DaModifyCmd struct {
 	Name        string  `arg:"" help:"Name of the disk array."`
 	Generation  *uint64 `help:"Change nothing unless the disk array is at this generation." placeholder:"N"`
 	Description *string `help:"Free text."`
+	Primary     *string `help:"Make this controller the primary (its ID, as da get shows it); its cn must be neither offline nor failed." placeholder:"CNTLR-ID"`
 }
 
 // Run calls ModifyDa.
 func (d *DaModifyCmd) Run(ctx context.Context, c *Client) error {
 	resp, err := c.Portal.ModifyDa(ctx, connect.NewRequest(&vdav1.ModifyDaRequest{
-		Name: d.Name, Generation: d.Generation, Description: d.Description,
+		Name: d.Name, Generation: d.Generation, Description: d.Description, PrimaryCntlrId: d.Primary,
 	}))
 	if err != nil {
 		return err
@@ -185,9 +186,10 @@ func printDa(w io.Writer, da *vdav1.Da) error {
 	if err := printSection(w, "VDs", vds); err != nil {
 		return err
 	}
-	cntlrs := newTable("INDEX", "CN", "ROLE", "LISTENER", "HEALTH", "ERROR")
+	// The id is what da modify --primary takes.
+	cntlrs := newTable("INDEX", "ID", "CN", "ROLE", "LISTENER", "HEALTH", "ERROR")
 	for _, cn := range da.GetCntlrs() {
-		cntlrs.add(fmtUint(cn.GetIndex()), cn.GetCnName(), fmtRole(cn.GetRole()), fmtListener(cn.GetListener()),
+		cntlrs.add(fmtUint(cn.GetIndex()), cn.GetId(), cn.GetCnName(), fmtRole(cn.GetRole()), fmtListener(cn.GetListener()),
 			fmtHealth(cn.GetStatus().GetHealth()), cn.GetStatus().GetError())
 	}
 	return printSection(w, "CNTLRS", cntlrs)

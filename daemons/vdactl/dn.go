@@ -16,6 +16,7 @@ type DnCmd struct {
 	Modify DnModifyCmd `cmd:"" help:"Change a disk node; only the flags given change."`
 	List   DnListCmd   `cmd:"" help:"List disk nodes."`
 	Get    DnGetCmd    `cmd:"" help:"Show a disk node."`
+	Events DnEventsCmd `cmd:"" help:"Show the monitors' log of a disk node's state changes, newest first."`
 }
 
 // DnCreateCmd is vdactl dn create.
@@ -151,4 +152,22 @@ func (d *DnGetCmd) Run(ctx context.Context, c *Client) error {
 		return printJSON(c.Stdout, resp.Msg)
 	}
 	return printNode(c.Stdout, dnView(resp.Msg.GetDn()))
+}
+
+// DnEventsCmd is vdactl dn events.
+type DnEventsCmd struct {
+	Name string `arg:"" help:"Name of the disk node."`
+	eventsFlags
+}
+
+// Run calls ListDnEvents.
+func (e *DnEventsCmd) Run(ctx context.Context, c *Client) error {
+	resp, err := c.Portal.ListDnEvents(ctx, connect.NewRequest(&vdav1.ListNodeEventsRequest{Name: e.Name, Limit: e.Limit}))
+	if err != nil {
+		return err
+	}
+	if c.JSON() {
+		return printJSON(c.Stdout, resp.Msg)
+	}
+	return printNodeEvents(c.Stdout, resp.Msg.GetEvents())
 }

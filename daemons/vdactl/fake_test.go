@@ -94,6 +94,9 @@ func (f *fakePortal) ListDn(ctx context.Context, r *connect.Request[vdav1.ListDn
 func (f *fakePortal) GetDn(ctx context.Context, r *connect.Request[vdav1.GetDnRequest]) (*connect.Response[vdav1.GetDnResponse], error) {
 	return serve[vdav1.GetDnRequest, vdav1.GetDnResponse](ctx, f, "GetDn", r)
 }
+func (f *fakePortal) ListDnEvents(ctx context.Context, r *connect.Request[vdav1.ListNodeEventsRequest]) (*connect.Response[vdav1.ListNodeEventsResponse], error) {
+	return serve[vdav1.ListNodeEventsRequest, vdav1.ListNodeEventsResponse](ctx, f, "ListDnEvents", r)
+}
 func (f *fakePortal) CreatePd(ctx context.Context, r *connect.Request[vdav1.CreatePdRequest]) (*connect.Response[vdav1.CreatePdResponse], error) {
 	return serve[vdav1.CreatePdRequest, vdav1.CreatePdResponse](ctx, f, "CreatePd", r)
 }
@@ -123,6 +126,9 @@ func (f *fakePortal) ListCn(ctx context.Context, r *connect.Request[vdav1.ListCn
 }
 func (f *fakePortal) GetCn(ctx context.Context, r *connect.Request[vdav1.GetCnRequest]) (*connect.Response[vdav1.GetCnResponse], error) {
 	return serve[vdav1.GetCnRequest, vdav1.GetCnResponse](ctx, f, "GetCn", r)
+}
+func (f *fakePortal) ListCnEvents(ctx context.Context, r *connect.Request[vdav1.ListNodeEventsRequest]) (*connect.Response[vdav1.ListNodeEventsResponse], error) {
+	return serve[vdav1.ListNodeEventsRequest, vdav1.ListNodeEventsResponse](ctx, f, "ListCnEvents", r)
 }
 func (f *fakePortal) CreateDa(ctx context.Context, r *connect.Request[vdav1.CreateDaRequest]) (*connect.Response[vdav1.CreateDaResponse], error) {
 	return serve[vdav1.CreateDaRequest, vdav1.CreateDaResponse](ctx, f, "CreateDa", r)

@@ -148,3 +148,23 @@ func printNode(w io.Writer, n nodeView) error {
 	)
 	return printFields(w, fields)
 }
+
+// eventsFlags are the flags of dn events and cn events.
+type eventsFlags struct {
+	Limit uint32 `help:"Show at most the N newest events (the portal's default is 100, at most 1000)." placeholder:"N"`
+}
+
+// printNodeEvents prints a node's events as a table, one line each, in
+// the order given (newest first).
+func printNodeEvents(w io.Writer, events []*vdav1.NodeEvent) error {
+	t := newTable("TIME", "CHANGE", "MONITOR", "REASON")
+	for _, e := range events {
+		t.add(fmtTime(e.GetAtMs()), fmtChange(e.GetFrom(), e.GetTo()), e.GetMonitor(), e.GetReason())
+	}
+	return t.print(w)
+}
+
+// fmtChange spells a state change as "from → to".
+func fmtChange(from, to string) string {
+	return cell(from) + " → " + cell(to)
+}

@@ -597,6 +597,106 @@ func (x *GetDnResponse) GetDn() *Dn {
 	return nil
 }
 
+type ListNodeEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The dn's or cn's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The newest this many events; 0 means 100. The log has no pages: more
+	// than 1000 is INVALID_ARGUMENT.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodeEventsRequest) Reset() {
+	*x = ListNodeEventsRequest{}
+	mi := &file_vda_v1_portal_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodeEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodeEventsRequest) ProtoMessage() {}
+
+func (x *ListNodeEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vda_v1_portal_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodeEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListNodeEventsRequest) Descriptor() ([]byte, []int) {
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListNodeEventsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListNodeEventsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListNodeEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Events        []*NodeEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodeEventsResponse) Reset() {
+	*x = ListNodeEventsResponse{}
+	mi := &file_vda_v1_portal_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodeEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodeEventsResponse) ProtoMessage() {}
+
+func (x *ListNodeEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vda_v1_portal_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodeEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListNodeEventsResponse) Descriptor() ([]byte, []int) {
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListNodeEventsResponse) GetEvents() []*NodeEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type CreatePdRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	DnName string                 `protobuf:"bytes,1,opt,name=dn_name,json=dnName,proto3" json:"dn_name,omitempty"`
@@ -615,7 +715,7 @@ type CreatePdRequest struct {
 
 func (x *CreatePdRequest) Reset() {
 	*x = CreatePdRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[10]
+	mi := &file_vda_v1_portal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +727,7 @@ func (x *CreatePdRequest) String() string {
 func (*CreatePdRequest) ProtoMessage() {}
 
 func (x *CreatePdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[10]
+	mi := &file_vda_v1_portal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +740,7 @@ func (x *CreatePdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePdRequest.ProtoReflect.Descriptor instead.
 func (*CreatePdRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{10}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreatePdRequest) GetDnName() string {
@@ -736,7 +836,7 @@ type CreatePdResponse struct {
 
 func (x *CreatePdResponse) Reset() {
 	*x = CreatePdResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[11]
+	mi := &file_vda_v1_portal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +848,7 @@ func (x *CreatePdResponse) String() string {
 func (*CreatePdResponse) ProtoMessage() {}
 
 func (x *CreatePdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[11]
+	mi := &file_vda_v1_portal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +861,7 @@ func (x *CreatePdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePdResponse.ProtoReflect.Descriptor instead.
 func (*CreatePdResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{11}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreatePdResponse) GetPd() *Pd {
@@ -782,7 +882,7 @@ type DeletePdRequest struct {
 
 func (x *DeletePdRequest) Reset() {
 	*x = DeletePdRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[12]
+	mi := &file_vda_v1_portal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +894,7 @@ func (x *DeletePdRequest) String() string {
 func (*DeletePdRequest) ProtoMessage() {}
 
 func (x *DeletePdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[12]
+	mi := &file_vda_v1_portal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +907,7 @@ func (x *DeletePdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePdRequest.ProtoReflect.Descriptor instead.
 func (*DeletePdRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{12}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeletePdRequest) GetDnName() string {
@@ -839,7 +939,7 @@ type DeletePdResponse struct {
 
 func (x *DeletePdResponse) Reset() {
 	*x = DeletePdResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[13]
+	mi := &file_vda_v1_portal_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +951,7 @@ func (x *DeletePdResponse) String() string {
 func (*DeletePdResponse) ProtoMessage() {}
 
 func (x *DeletePdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[13]
+	mi := &file_vda_v1_portal_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +964,7 @@ func (x *DeletePdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePdResponse.ProtoReflect.Descriptor instead.
 func (*DeletePdResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{13}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{15}
 }
 
 type ModifyPdRequest struct {
@@ -880,7 +980,7 @@ type ModifyPdRequest struct {
 
 func (x *ModifyPdRequest) Reset() {
 	*x = ModifyPdRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[14]
+	mi := &file_vda_v1_portal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +992,7 @@ func (x *ModifyPdRequest) String() string {
 func (*ModifyPdRequest) ProtoMessage() {}
 
 func (x *ModifyPdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[14]
+	mi := &file_vda_v1_portal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1005,7 @@ func (x *ModifyPdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyPdRequest.ProtoReflect.Descriptor instead.
 func (*ModifyPdRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{14}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ModifyPdRequest) GetDnName() string {
@@ -952,7 +1052,7 @@ type ModifyPdResponse struct {
 
 func (x *ModifyPdResponse) Reset() {
 	*x = ModifyPdResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[15]
+	mi := &file_vda_v1_portal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1064,7 @@ func (x *ModifyPdResponse) String() string {
 func (*ModifyPdResponse) ProtoMessage() {}
 
 func (x *ModifyPdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[15]
+	mi := &file_vda_v1_portal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1077,7 @@ func (x *ModifyPdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyPdResponse.ProtoReflect.Descriptor instead.
 func (*ModifyPdResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{15}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ModifyPdResponse) GetPd() *Pd {
@@ -998,7 +1098,7 @@ type ListPdRequest struct {
 
 func (x *ListPdRequest) Reset() {
 	*x = ListPdRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[16]
+	mi := &file_vda_v1_portal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1110,7 @@ func (x *ListPdRequest) String() string {
 func (*ListPdRequest) ProtoMessage() {}
 
 func (x *ListPdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[16]
+	mi := &file_vda_v1_portal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1123,7 @@ func (x *ListPdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPdRequest.ProtoReflect.Descriptor instead.
 func (*ListPdRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{16}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListPdRequest) GetDnName() string {
@@ -1057,7 +1157,7 @@ type ListPdResponse struct {
 
 func (x *ListPdResponse) Reset() {
 	*x = ListPdResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[17]
+	mi := &file_vda_v1_portal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1169,7 @@ func (x *ListPdResponse) String() string {
 func (*ListPdResponse) ProtoMessage() {}
 
 func (x *ListPdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[17]
+	mi := &file_vda_v1_portal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1182,7 @@ func (x *ListPdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPdResponse.ProtoReflect.Descriptor instead.
 func (*ListPdResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{17}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListPdResponse) GetPds() []*Pd {
@@ -1109,7 +1209,7 @@ type GetPdRequest struct {
 
 func (x *GetPdRequest) Reset() {
 	*x = GetPdRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[18]
+	mi := &file_vda_v1_portal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1221,7 @@ func (x *GetPdRequest) String() string {
 func (*GetPdRequest) ProtoMessage() {}
 
 func (x *GetPdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[18]
+	mi := &file_vda_v1_portal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1234,7 @@ func (x *GetPdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPdRequest.ProtoReflect.Descriptor instead.
 func (*GetPdRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{18}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPdRequest) GetDnName() string {
@@ -1160,7 +1260,7 @@ type GetPdResponse struct {
 
 func (x *GetPdResponse) Reset() {
 	*x = GetPdResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[19]
+	mi := &file_vda_v1_portal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1272,7 @@ func (x *GetPdResponse) String() string {
 func (*GetPdResponse) ProtoMessage() {}
 
 func (x *GetPdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[19]
+	mi := &file_vda_v1_portal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1285,7 @@ func (x *GetPdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPdResponse.ProtoReflect.Descriptor instead.
 func (*GetPdResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{19}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetPdResponse) GetPd() *Pd {
@@ -1210,7 +1310,7 @@ type CreateCnRequest struct {
 
 func (x *CreateCnRequest) Reset() {
 	*x = CreateCnRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[20]
+	mi := &file_vda_v1_portal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1322,7 @@ func (x *CreateCnRequest) String() string {
 func (*CreateCnRequest) ProtoMessage() {}
 
 func (x *CreateCnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[20]
+	mi := &file_vda_v1_portal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1335,7 @@ func (x *CreateCnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCnRequest.ProtoReflect.Descriptor instead.
 func (*CreateCnRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{20}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateCnRequest) GetName() string {
@@ -1296,7 +1396,7 @@ type CreateCnResponse struct {
 
 func (x *CreateCnResponse) Reset() {
 	*x = CreateCnResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[21]
+	mi := &file_vda_v1_portal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1408,7 @@ func (x *CreateCnResponse) String() string {
 func (*CreateCnResponse) ProtoMessage() {}
 
 func (x *CreateCnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[21]
+	mi := &file_vda_v1_portal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1421,7 @@ func (x *CreateCnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCnResponse.ProtoReflect.Descriptor instead.
 func (*CreateCnResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{21}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateCnResponse) GetCn() *Cn {
@@ -1341,7 +1441,7 @@ type DeleteCnRequest struct {
 
 func (x *DeleteCnRequest) Reset() {
 	*x = DeleteCnRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[22]
+	mi := &file_vda_v1_portal_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1453,7 @@ func (x *DeleteCnRequest) String() string {
 func (*DeleteCnRequest) ProtoMessage() {}
 
 func (x *DeleteCnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[22]
+	mi := &file_vda_v1_portal_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1466,7 @@ func (x *DeleteCnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCnRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCnRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{22}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteCnRequest) GetName() string {
@@ -1391,7 +1491,7 @@ type DeleteCnResponse struct {
 
 func (x *DeleteCnResponse) Reset() {
 	*x = DeleteCnResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[23]
+	mi := &file_vda_v1_portal_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1503,7 @@ func (x *DeleteCnResponse) String() string {
 func (*DeleteCnResponse) ProtoMessage() {}
 
 func (x *DeleteCnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[23]
+	mi := &file_vda_v1_portal_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1516,7 @@ func (x *DeleteCnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCnResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCnResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{23}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{25}
 }
 
 type ModifyCnRequest struct {
@@ -1435,7 +1535,7 @@ type ModifyCnRequest struct {
 
 func (x *ModifyCnRequest) Reset() {
 	*x = ModifyCnRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[24]
+	mi := &file_vda_v1_portal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1547,7 @@ func (x *ModifyCnRequest) String() string {
 func (*ModifyCnRequest) ProtoMessage() {}
 
 func (x *ModifyCnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[24]
+	mi := &file_vda_v1_portal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1560,7 @@ func (x *ModifyCnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyCnRequest.ProtoReflect.Descriptor instead.
 func (*ModifyCnRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{24}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ModifyCnRequest) GetName() string {
@@ -1528,7 +1628,7 @@ type ModifyCnResponse struct {
 
 func (x *ModifyCnResponse) Reset() {
 	*x = ModifyCnResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[25]
+	mi := &file_vda_v1_portal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1640,7 @@ func (x *ModifyCnResponse) String() string {
 func (*ModifyCnResponse) ProtoMessage() {}
 
 func (x *ModifyCnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[25]
+	mi := &file_vda_v1_portal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1653,7 @@ func (x *ModifyCnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyCnResponse.ProtoReflect.Descriptor instead.
 func (*ModifyCnResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{25}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ModifyCnResponse) GetCn() *Cn {
@@ -1573,7 +1673,7 @@ type ListCnRequest struct {
 
 func (x *ListCnRequest) Reset() {
 	*x = ListCnRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[26]
+	mi := &file_vda_v1_portal_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1685,7 @@ func (x *ListCnRequest) String() string {
 func (*ListCnRequest) ProtoMessage() {}
 
 func (x *ListCnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[26]
+	mi := &file_vda_v1_portal_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1698,7 @@ func (x *ListCnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCnRequest.ProtoReflect.Descriptor instead.
 func (*ListCnRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{26}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListCnRequest) GetPageSize() uint32 {
@@ -1625,7 +1725,7 @@ type ListCnResponse struct {
 
 func (x *ListCnResponse) Reset() {
 	*x = ListCnResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[27]
+	mi := &file_vda_v1_portal_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1737,7 @@ func (x *ListCnResponse) String() string {
 func (*ListCnResponse) ProtoMessage() {}
 
 func (x *ListCnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[27]
+	mi := &file_vda_v1_portal_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1750,7 @@ func (x *ListCnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCnResponse.ProtoReflect.Descriptor instead.
 func (*ListCnResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{27}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListCnResponse) GetCns() []*Cn {
@@ -1676,7 +1776,7 @@ type GetCnRequest struct {
 
 func (x *GetCnRequest) Reset() {
 	*x = GetCnRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[28]
+	mi := &file_vda_v1_portal_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1788,7 @@ func (x *GetCnRequest) String() string {
 func (*GetCnRequest) ProtoMessage() {}
 
 func (x *GetCnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[28]
+	mi := &file_vda_v1_portal_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1801,7 @@ func (x *GetCnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCnRequest.ProtoReflect.Descriptor instead.
 func (*GetCnRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{28}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetCnRequest) GetName() string {
@@ -1720,7 +1820,7 @@ type GetCnResponse struct {
 
 func (x *GetCnResponse) Reset() {
 	*x = GetCnResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[29]
+	mi := &file_vda_v1_portal_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1832,7 @@ func (x *GetCnResponse) String() string {
 func (*GetCnResponse) ProtoMessage() {}
 
 func (x *GetCnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[29]
+	mi := &file_vda_v1_portal_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1845,7 @@ func (x *GetCnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCnResponse.ProtoReflect.Descriptor instead.
 func (*GetCnResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{29}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetCnResponse) GetCn() *Cn {
@@ -1773,7 +1873,7 @@ type CreateDaRequest struct {
 
 func (x *CreateDaRequest) Reset() {
 	*x = CreateDaRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[30]
+	mi := &file_vda_v1_portal_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1885,7 @@ func (x *CreateDaRequest) String() string {
 func (*CreateDaRequest) ProtoMessage() {}
 
 func (x *CreateDaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[30]
+	mi := &file_vda_v1_portal_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1898,7 @@ func (x *CreateDaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDaRequest.ProtoReflect.Descriptor instead.
 func (*CreateDaRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{30}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateDaRequest) GetName() string {
@@ -1864,7 +1964,7 @@ type CreateDaResponse struct {
 
 func (x *CreateDaResponse) Reset() {
 	*x = CreateDaResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[31]
+	mi := &file_vda_v1_portal_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1976,7 @@ func (x *CreateDaResponse) String() string {
 func (*CreateDaResponse) ProtoMessage() {}
 
 func (x *CreateDaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[31]
+	mi := &file_vda_v1_portal_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1989,7 @@ func (x *CreateDaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDaResponse.ProtoReflect.Descriptor instead.
 func (*CreateDaResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{31}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateDaResponse) GetDa() *Da {
@@ -1909,7 +2009,7 @@ type DeleteDaRequest struct {
 
 func (x *DeleteDaRequest) Reset() {
 	*x = DeleteDaRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[32]
+	mi := &file_vda_v1_portal_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2021,7 @@ func (x *DeleteDaRequest) String() string {
 func (*DeleteDaRequest) ProtoMessage() {}
 
 func (x *DeleteDaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[32]
+	mi := &file_vda_v1_portal_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2034,7 @@ func (x *DeleteDaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDaRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{32}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteDaRequest) GetName() string {
@@ -1959,7 +2059,7 @@ type DeleteDaResponse struct {
 
 func (x *DeleteDaResponse) Reset() {
 	*x = DeleteDaResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[33]
+	mi := &file_vda_v1_portal_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2071,7 @@ func (x *DeleteDaResponse) String() string {
 func (*DeleteDaResponse) ProtoMessage() {}
 
 func (x *DeleteDaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[33]
+	mi := &file_vda_v1_portal_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,21 +2084,26 @@ func (x *DeleteDaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDaResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{33}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{35}
 }
 
 type ModifyDaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Generation    *uint64                `protobuf:"varint,2,opt,name=generation,proto3,oneof" json:"generation,omitempty"`
-	Description   *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Generation  *uint64                `protobuf:"varint,2,opt,name=generation,proto3,oneof" json:"generation,omitempty"`
+	Description *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// Make this controller (the id of one of the array's controllers) the
+	// primary, as a failover would: the vds' fences move to it and the other
+	// controllers become its secondaries. Its cn must be neither offline nor
+	// failed. Naming the current primary changes nothing.
+	PrimaryCntlrId *string `protobuf:"bytes,4,opt,name=primary_cntlr_id,json=primaryCntlrId,proto3,oneof" json:"primary_cntlr_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ModifyDaRequest) Reset() {
 	*x = ModifyDaRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[34]
+	mi := &file_vda_v1_portal_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2115,7 @@ func (x *ModifyDaRequest) String() string {
 func (*ModifyDaRequest) ProtoMessage() {}
 
 func (x *ModifyDaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[34]
+	mi := &file_vda_v1_portal_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2128,7 @@ func (x *ModifyDaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyDaRequest.ProtoReflect.Descriptor instead.
 func (*ModifyDaRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{34}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ModifyDaRequest) GetName() string {
@@ -2047,6 +2152,13 @@ func (x *ModifyDaRequest) GetDescription() string {
 	return ""
 }
 
+func (x *ModifyDaRequest) GetPrimaryCntlrId() string {
+	if x != nil && x.PrimaryCntlrId != nil {
+		return *x.PrimaryCntlrId
+	}
+	return ""
+}
+
 type ModifyDaResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Da            *Da                    `protobuf:"bytes,1,opt,name=da,proto3" json:"da,omitempty"`
@@ -2056,7 +2168,7 @@ type ModifyDaResponse struct {
 
 func (x *ModifyDaResponse) Reset() {
 	*x = ModifyDaResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[35]
+	mi := &file_vda_v1_portal_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2180,7 @@ func (x *ModifyDaResponse) String() string {
 func (*ModifyDaResponse) ProtoMessage() {}
 
 func (x *ModifyDaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[35]
+	mi := &file_vda_v1_portal_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2193,7 @@ func (x *ModifyDaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyDaResponse.ProtoReflect.Descriptor instead.
 func (*ModifyDaResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{35}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ModifyDaResponse) GetDa() *Da {
@@ -2101,7 +2213,7 @@ type ListDaRequest struct {
 
 func (x *ListDaRequest) Reset() {
 	*x = ListDaRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[36]
+	mi := &file_vda_v1_portal_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2225,7 @@ func (x *ListDaRequest) String() string {
 func (*ListDaRequest) ProtoMessage() {}
 
 func (x *ListDaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[36]
+	mi := &file_vda_v1_portal_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2238,7 @@ func (x *ListDaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDaRequest.ProtoReflect.Descriptor instead.
 func (*ListDaRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{36}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListDaRequest) GetPageSize() uint32 {
@@ -2153,7 +2265,7 @@ type ListDaResponse struct {
 
 func (x *ListDaResponse) Reset() {
 	*x = ListDaResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[37]
+	mi := &file_vda_v1_portal_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2277,7 @@ func (x *ListDaResponse) String() string {
 func (*ListDaResponse) ProtoMessage() {}
 
 func (x *ListDaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[37]
+	mi := &file_vda_v1_portal_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2290,7 @@ func (x *ListDaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDaResponse.ProtoReflect.Descriptor instead.
 func (*ListDaResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{37}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListDaResponse) GetDas() []*Da {
@@ -2204,7 +2316,7 @@ type GetDaRequest struct {
 
 func (x *GetDaRequest) Reset() {
 	*x = GetDaRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[38]
+	mi := &file_vda_v1_portal_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2328,7 @@ func (x *GetDaRequest) String() string {
 func (*GetDaRequest) ProtoMessage() {}
 
 func (x *GetDaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[38]
+	mi := &file_vda_v1_portal_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2341,7 @@ func (x *GetDaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDaRequest.ProtoReflect.Descriptor instead.
 func (*GetDaRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{38}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDaRequest) GetName() string {
@@ -2248,7 +2360,7 @@ type GetDaResponse struct {
 
 func (x *GetDaResponse) Reset() {
 	*x = GetDaResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[39]
+	mi := &file_vda_v1_portal_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2372,7 @@ func (x *GetDaResponse) String() string {
 func (*GetDaResponse) ProtoMessage() {}
 
 func (x *GetDaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[39]
+	mi := &file_vda_v1_portal_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2385,7 @@ func (x *GetDaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDaResponse.ProtoReflect.Descriptor instead.
 func (*GetDaResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{39}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDaResponse) GetDa() *Da {
@@ -2295,7 +2407,7 @@ type CreateExpRequest struct {
 
 func (x *CreateExpRequest) Reset() {
 	*x = CreateExpRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[40]
+	mi := &file_vda_v1_portal_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2419,7 @@ func (x *CreateExpRequest) String() string {
 func (*CreateExpRequest) ProtoMessage() {}
 
 func (x *CreateExpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[40]
+	mi := &file_vda_v1_portal_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2432,7 @@ func (x *CreateExpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateExpRequest.ProtoReflect.Descriptor instead.
 func (*CreateExpRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{40}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateExpRequest) GetDaName() string {
@@ -2360,7 +2472,7 @@ type CreateExpResponse struct {
 
 func (x *CreateExpResponse) Reset() {
 	*x = CreateExpResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[41]
+	mi := &file_vda_v1_portal_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2484,7 @@ func (x *CreateExpResponse) String() string {
 func (*CreateExpResponse) ProtoMessage() {}
 
 func (x *CreateExpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[41]
+	mi := &file_vda_v1_portal_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2497,7 @@ func (x *CreateExpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateExpResponse.ProtoReflect.Descriptor instead.
 func (*CreateExpResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{41}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateExpResponse) GetExp() *Exp {
@@ -2406,7 +2518,7 @@ type DeleteExpRequest struct {
 
 func (x *DeleteExpRequest) Reset() {
 	*x = DeleteExpRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[42]
+	mi := &file_vda_v1_portal_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2530,7 @@ func (x *DeleteExpRequest) String() string {
 func (*DeleteExpRequest) ProtoMessage() {}
 
 func (x *DeleteExpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[42]
+	mi := &file_vda_v1_portal_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2543,7 @@ func (x *DeleteExpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExpRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{42}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteExpRequest) GetDaName() string {
@@ -2463,7 +2575,7 @@ type DeleteExpResponse struct {
 
 func (x *DeleteExpResponse) Reset() {
 	*x = DeleteExpResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[43]
+	mi := &file_vda_v1_portal_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2587,7 @@ func (x *DeleteExpResponse) String() string {
 func (*DeleteExpResponse) ProtoMessage() {}
 
 func (x *DeleteExpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[43]
+	mi := &file_vda_v1_portal_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2600,7 @@ func (x *DeleteExpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpResponse.ProtoReflect.Descriptor instead.
 func (*DeleteExpResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{43}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{45}
 }
 
 type ModifyExpRequest struct {
@@ -2503,7 +2615,7 @@ type ModifyExpRequest struct {
 
 func (x *ModifyExpRequest) Reset() {
 	*x = ModifyExpRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[44]
+	mi := &file_vda_v1_portal_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2627,7 @@ func (x *ModifyExpRequest) String() string {
 func (*ModifyExpRequest) ProtoMessage() {}
 
 func (x *ModifyExpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[44]
+	mi := &file_vda_v1_portal_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2640,7 @@ func (x *ModifyExpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyExpRequest.ProtoReflect.Descriptor instead.
 func (*ModifyExpRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{44}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ModifyExpRequest) GetDaName() string {
@@ -2568,7 +2680,7 @@ type ModifyExpResponse struct {
 
 func (x *ModifyExpResponse) Reset() {
 	*x = ModifyExpResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[45]
+	mi := &file_vda_v1_portal_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2692,7 @@ func (x *ModifyExpResponse) String() string {
 func (*ModifyExpResponse) ProtoMessage() {}
 
 func (x *ModifyExpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[45]
+	mi := &file_vda_v1_portal_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2705,7 @@ func (x *ModifyExpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyExpResponse.ProtoReflect.Descriptor instead.
 func (*ModifyExpResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{45}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ModifyExpResponse) GetExp() *Exp {
@@ -2614,7 +2726,7 @@ type ListExpRequest struct {
 
 func (x *ListExpRequest) Reset() {
 	*x = ListExpRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[46]
+	mi := &file_vda_v1_portal_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2738,7 @@ func (x *ListExpRequest) String() string {
 func (*ListExpRequest) ProtoMessage() {}
 
 func (x *ListExpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[46]
+	mi := &file_vda_v1_portal_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +2751,7 @@ func (x *ListExpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExpRequest.ProtoReflect.Descriptor instead.
 func (*ListExpRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{46}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListExpRequest) GetDaName() string {
@@ -2673,7 +2785,7 @@ type ListExpResponse struct {
 
 func (x *ListExpResponse) Reset() {
 	*x = ListExpResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[47]
+	mi := &file_vda_v1_portal_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2797,7 @@ func (x *ListExpResponse) String() string {
 func (*ListExpResponse) ProtoMessage() {}
 
 func (x *ListExpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[47]
+	mi := &file_vda_v1_portal_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2810,7 @@ func (x *ListExpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExpResponse.ProtoReflect.Descriptor instead.
 func (*ListExpResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{47}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListExpResponse) GetExps() []*Exp {
@@ -2725,7 +2837,7 @@ type GetExpRequest struct {
 
 func (x *GetExpRequest) Reset() {
 	*x = GetExpRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[48]
+	mi := &file_vda_v1_portal_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2849,7 @@ func (x *GetExpRequest) String() string {
 func (*GetExpRequest) ProtoMessage() {}
 
 func (x *GetExpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[48]
+	mi := &file_vda_v1_portal_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2862,7 @@ func (x *GetExpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExpRequest.ProtoReflect.Descriptor instead.
 func (*GetExpRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{48}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetExpRequest) GetDaName() string {
@@ -2776,7 +2888,7 @@ type GetExpResponse struct {
 
 func (x *GetExpResponse) Reset() {
 	*x = GetExpResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[49]
+	mi := &file_vda_v1_portal_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2900,7 @@ func (x *GetExpResponse) String() string {
 func (*GetExpResponse) ProtoMessage() {}
 
 func (x *GetExpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[49]
+	mi := &file_vda_v1_portal_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +2913,7 @@ func (x *GetExpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExpResponse.ProtoReflect.Descriptor instead.
 func (*GetExpResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{49}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetExpResponse) GetExp() *Exp {
@@ -2819,7 +2931,7 @@ type GetClusterSummaryRequest struct {
 
 func (x *GetClusterSummaryRequest) Reset() {
 	*x = GetClusterSummaryRequest{}
-	mi := &file_vda_v1_portal_proto_msgTypes[50]
+	mi := &file_vda_v1_portal_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2943,7 @@ func (x *GetClusterSummaryRequest) String() string {
 func (*GetClusterSummaryRequest) ProtoMessage() {}
 
 func (x *GetClusterSummaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[50]
+	mi := &file_vda_v1_portal_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2956,7 @@ func (x *GetClusterSummaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterSummaryRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterSummaryRequest) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{50}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{52}
 }
 
 type GetClusterSummaryResponse struct {
@@ -2856,7 +2968,7 @@ type GetClusterSummaryResponse struct {
 
 func (x *GetClusterSummaryResponse) Reset() {
 	*x = GetClusterSummaryResponse{}
-	mi := &file_vda_v1_portal_proto_msgTypes[51]
+	mi := &file_vda_v1_portal_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2868,7 +2980,7 @@ func (x *GetClusterSummaryResponse) String() string {
 func (*GetClusterSummaryResponse) ProtoMessage() {}
 
 func (x *GetClusterSummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_portal_proto_msgTypes[51]
+	mi := &file_vda_v1_portal_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2881,7 +2993,7 @@ func (x *GetClusterSummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterSummaryResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterSummaryResponse) Descriptor() ([]byte, []int) {
-	return file_vda_v1_portal_proto_rawDescGZIP(), []int{51}
+	return file_vda_v1_portal_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetClusterSummaryResponse) GetSummary() *ClusterSummary {
@@ -2950,7 +3062,12 @@ const file_vda_v1_portal_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"+\n" +
 	"\rGetDnResponse\x12\x1a\n" +
 	"\x02dn\x18\x01 \x01(\v2\n" +
-	".vda.v1.DnR\x02dn\"\xfa\x01\n" +
+	".vda.v1.DnR\x02dn\"A\n" +
+	"\x15ListNodeEventsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"C\n" +
+	"\x16ListNodeEventsResponse\x12)\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.vda.v1.NodeEventR\x06events\"\xfa\x01\n" +
 	"\x0fCreatePdRequest\x12\x17\n" +
 	"\adn_name\x18\x01 \x01(\tR\x06dnName\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12*\n" +
@@ -3073,15 +3190,17 @@ const file_vda_v1_portal_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x04H\x00R\n" +
 	"generation\x88\x01\x01B\r\n" +
 	"\v_generation\"\x12\n" +
-	"\x10DeleteDaResponse\"\x90\x01\n" +
+	"\x10DeleteDaResponse\"\xd4\x01\n" +
 	"\x0fModifyDaRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04H\x00R\n" +
 	"generation\x88\x01\x01\x12%\n" +
-	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01B\r\n" +
+	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12-\n" +
+	"\x10primary_cntlr_id\x18\x04 \x01(\tH\x02R\x0eprimaryCntlrId\x88\x01\x01B\r\n" +
 	"\v_generationB\x0e\n" +
-	"\f_description\".\n" +
+	"\f_descriptionB\x13\n" +
+	"\x11_primary_cntlr_id\".\n" +
 	"\x10ModifyDaResponse\x12\x1a\n" +
 	"\x02da\x18\x01 \x01(\v2\n" +
 	".vda.v1.DaR\x02da\"K\n" +
@@ -3139,13 +3258,14 @@ const file_vda_v1_portal_proto_rawDesc = "" +
 	"\x03exp\x18\x01 \x01(\v2\v.vda.v1.ExpR\x03exp\"\x1a\n" +
 	"\x18GetClusterSummaryRequest\"M\n" +
 	"\x19GetClusterSummaryResponse\x120\n" +
-	"\asummary\x18\x01 \x01(\v2\x16.vda.v1.ClusterSummaryR\asummary2\x8b\r\n" +
+	"\asummary\x18\x01 \x01(\v2\x16.vda.v1.ClusterSummaryR\asummary2\xb3\x0e\n" +
 	"\rPortalService\x12=\n" +
 	"\bCreateDn\x12\x17.vda.v1.CreateDnRequest\x1a\x18.vda.v1.CreateDnResponse\x12=\n" +
 	"\bDeleteDn\x12\x17.vda.v1.DeleteDnRequest\x1a\x18.vda.v1.DeleteDnResponse\x12=\n" +
 	"\bModifyDn\x12\x17.vda.v1.ModifyDnRequest\x1a\x18.vda.v1.ModifyDnResponse\x12<\n" +
 	"\x06ListDn\x12\x15.vda.v1.ListDnRequest\x1a\x16.vda.v1.ListDnResponse\"\x03\x90\x02\x01\x129\n" +
-	"\x05GetDn\x12\x14.vda.v1.GetDnRequest\x1a\x15.vda.v1.GetDnResponse\"\x03\x90\x02\x01\x12=\n" +
+	"\x05GetDn\x12\x14.vda.v1.GetDnRequest\x1a\x15.vda.v1.GetDnResponse\"\x03\x90\x02\x01\x12R\n" +
+	"\fListDnEvents\x12\x1d.vda.v1.ListNodeEventsRequest\x1a\x1e.vda.v1.ListNodeEventsResponse\"\x03\x90\x02\x01\x12=\n" +
 	"\bCreatePd\x12\x17.vda.v1.CreatePdRequest\x1a\x18.vda.v1.CreatePdResponse\x12=\n" +
 	"\bDeletePd\x12\x17.vda.v1.DeletePdRequest\x1a\x18.vda.v1.DeletePdResponse\x12=\n" +
 	"\bModifyPd\x12\x17.vda.v1.ModifyPdRequest\x1a\x18.vda.v1.ModifyPdResponse\x12<\n" +
@@ -3155,7 +3275,8 @@ const file_vda_v1_portal_proto_rawDesc = "" +
 	"\bDeleteCn\x12\x17.vda.v1.DeleteCnRequest\x1a\x18.vda.v1.DeleteCnResponse\x12=\n" +
 	"\bModifyCn\x12\x17.vda.v1.ModifyCnRequest\x1a\x18.vda.v1.ModifyCnResponse\x12<\n" +
 	"\x06ListCn\x12\x15.vda.v1.ListCnRequest\x1a\x16.vda.v1.ListCnResponse\"\x03\x90\x02\x01\x129\n" +
-	"\x05GetCn\x12\x14.vda.v1.GetCnRequest\x1a\x15.vda.v1.GetCnResponse\"\x03\x90\x02\x01\x12=\n" +
+	"\x05GetCn\x12\x14.vda.v1.GetCnRequest\x1a\x15.vda.v1.GetCnResponse\"\x03\x90\x02\x01\x12R\n" +
+	"\fListCnEvents\x12\x1d.vda.v1.ListNodeEventsRequest\x1a\x1e.vda.v1.ListNodeEventsResponse\"\x03\x90\x02\x01\x12=\n" +
 	"\bCreateDa\x12\x17.vda.v1.CreateDaRequest\x1a\x18.vda.v1.CreateDaResponse\x12=\n" +
 	"\bDeleteDa\x12\x17.vda.v1.DeleteDaRequest\x1a\x18.vda.v1.DeleteDaResponse\x12=\n" +
 	"\bModifyDa\x12\x17.vda.v1.ModifyDaRequest\x1a\x18.vda.v1.ModifyDaResponse\x12<\n" +
@@ -3180,7 +3301,7 @@ func file_vda_v1_portal_proto_rawDescGZIP() []byte {
 	return file_vda_v1_portal_proto_rawDescData
 }
 
-var file_vda_v1_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_vda_v1_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_vda_v1_portal_proto_goTypes = []any{
 	(*CreateDnRequest)(nil),           // 0: vda.v1.CreateDnRequest
 	(*CreateDnResponse)(nil),          // 1: vda.v1.CreateDnResponse
@@ -3192,147 +3313,155 @@ var file_vda_v1_portal_proto_goTypes = []any{
 	(*ListDnResponse)(nil),            // 7: vda.v1.ListDnResponse
 	(*GetDnRequest)(nil),              // 8: vda.v1.GetDnRequest
 	(*GetDnResponse)(nil),             // 9: vda.v1.GetDnResponse
-	(*CreatePdRequest)(nil),           // 10: vda.v1.CreatePdRequest
-	(*CreatePdResponse)(nil),          // 11: vda.v1.CreatePdResponse
-	(*DeletePdRequest)(nil),           // 12: vda.v1.DeletePdRequest
-	(*DeletePdResponse)(nil),          // 13: vda.v1.DeletePdResponse
-	(*ModifyPdRequest)(nil),           // 14: vda.v1.ModifyPdRequest
-	(*ModifyPdResponse)(nil),          // 15: vda.v1.ModifyPdResponse
-	(*ListPdRequest)(nil),             // 16: vda.v1.ListPdRequest
-	(*ListPdResponse)(nil),            // 17: vda.v1.ListPdResponse
-	(*GetPdRequest)(nil),              // 18: vda.v1.GetPdRequest
-	(*GetPdResponse)(nil),             // 19: vda.v1.GetPdResponse
-	(*CreateCnRequest)(nil),           // 20: vda.v1.CreateCnRequest
-	(*CreateCnResponse)(nil),          // 21: vda.v1.CreateCnResponse
-	(*DeleteCnRequest)(nil),           // 22: vda.v1.DeleteCnRequest
-	(*DeleteCnResponse)(nil),          // 23: vda.v1.DeleteCnResponse
-	(*ModifyCnRequest)(nil),           // 24: vda.v1.ModifyCnRequest
-	(*ModifyCnResponse)(nil),          // 25: vda.v1.ModifyCnResponse
-	(*ListCnRequest)(nil),             // 26: vda.v1.ListCnRequest
-	(*ListCnResponse)(nil),            // 27: vda.v1.ListCnResponse
-	(*GetCnRequest)(nil),              // 28: vda.v1.GetCnRequest
-	(*GetCnResponse)(nil),             // 29: vda.v1.GetCnResponse
-	(*CreateDaRequest)(nil),           // 30: vda.v1.CreateDaRequest
-	(*CreateDaResponse)(nil),          // 31: vda.v1.CreateDaResponse
-	(*DeleteDaRequest)(nil),           // 32: vda.v1.DeleteDaRequest
-	(*DeleteDaResponse)(nil),          // 33: vda.v1.DeleteDaResponse
-	(*ModifyDaRequest)(nil),           // 34: vda.v1.ModifyDaRequest
-	(*ModifyDaResponse)(nil),          // 35: vda.v1.ModifyDaResponse
-	(*ListDaRequest)(nil),             // 36: vda.v1.ListDaRequest
-	(*ListDaResponse)(nil),            // 37: vda.v1.ListDaResponse
-	(*GetDaRequest)(nil),              // 38: vda.v1.GetDaRequest
-	(*GetDaResponse)(nil),             // 39: vda.v1.GetDaResponse
-	(*CreateExpRequest)(nil),          // 40: vda.v1.CreateExpRequest
-	(*CreateExpResponse)(nil),         // 41: vda.v1.CreateExpResponse
-	(*DeleteExpRequest)(nil),          // 42: vda.v1.DeleteExpRequest
-	(*DeleteExpResponse)(nil),         // 43: vda.v1.DeleteExpResponse
-	(*ModifyExpRequest)(nil),          // 44: vda.v1.ModifyExpRequest
-	(*ModifyExpResponse)(nil),         // 45: vda.v1.ModifyExpResponse
-	(*ListExpRequest)(nil),            // 46: vda.v1.ListExpRequest
-	(*ListExpResponse)(nil),           // 47: vda.v1.ListExpResponse
-	(*GetExpRequest)(nil),             // 48: vda.v1.GetExpRequest
-	(*GetExpResponse)(nil),            // 49: vda.v1.GetExpResponse
-	(*GetClusterSummaryRequest)(nil),  // 50: vda.v1.GetClusterSummaryRequest
-	(*GetClusterSummaryResponse)(nil), // 51: vda.v1.GetClusterSummaryResponse
-	(*NvmfListener)(nil),              // 52: vda.v1.NvmfListener
-	(*Dn)(nil),                        // 53: vda.v1.Dn
-	(*PdMalloc)(nil),                  // 54: vda.v1.PdMalloc
-	(*PdAio)(nil),                     // 55: vda.v1.PdAio
-	(*PdNvme)(nil),                    // 56: vda.v1.PdNvme
-	(*Pd)(nil),                        // 57: vda.v1.Pd
-	(*Cn)(nil),                        // 58: vda.v1.Cn
-	(*Raid0)(nil),                     // 59: vda.v1.Raid0
-	(*Da)(nil),                        // 60: vda.v1.Da
-	(*Exp)(nil),                       // 61: vda.v1.Exp
-	(*ClusterSummary)(nil),            // 62: vda.v1.ClusterSummary
+	(*ListNodeEventsRequest)(nil),     // 10: vda.v1.ListNodeEventsRequest
+	(*ListNodeEventsResponse)(nil),    // 11: vda.v1.ListNodeEventsResponse
+	(*CreatePdRequest)(nil),           // 12: vda.v1.CreatePdRequest
+	(*CreatePdResponse)(nil),          // 13: vda.v1.CreatePdResponse
+	(*DeletePdRequest)(nil),           // 14: vda.v1.DeletePdRequest
+	(*DeletePdResponse)(nil),          // 15: vda.v1.DeletePdResponse
+	(*ModifyPdRequest)(nil),           // 16: vda.v1.ModifyPdRequest
+	(*ModifyPdResponse)(nil),          // 17: vda.v1.ModifyPdResponse
+	(*ListPdRequest)(nil),             // 18: vda.v1.ListPdRequest
+	(*ListPdResponse)(nil),            // 19: vda.v1.ListPdResponse
+	(*GetPdRequest)(nil),              // 20: vda.v1.GetPdRequest
+	(*GetPdResponse)(nil),             // 21: vda.v1.GetPdResponse
+	(*CreateCnRequest)(nil),           // 22: vda.v1.CreateCnRequest
+	(*CreateCnResponse)(nil),          // 23: vda.v1.CreateCnResponse
+	(*DeleteCnRequest)(nil),           // 24: vda.v1.DeleteCnRequest
+	(*DeleteCnResponse)(nil),          // 25: vda.v1.DeleteCnResponse
+	(*ModifyCnRequest)(nil),           // 26: vda.v1.ModifyCnRequest
+	(*ModifyCnResponse)(nil),          // 27: vda.v1.ModifyCnResponse
+	(*ListCnRequest)(nil),             // 28: vda.v1.ListCnRequest
+	(*ListCnResponse)(nil),            // 29: vda.v1.ListCnResponse
+	(*GetCnRequest)(nil),              // 30: vda.v1.GetCnRequest
+	(*GetCnResponse)(nil),             // 31: vda.v1.GetCnResponse
+	(*CreateDaRequest)(nil),           // 32: vda.v1.CreateDaRequest
+	(*CreateDaResponse)(nil),          // 33: vda.v1.CreateDaResponse
+	(*DeleteDaRequest)(nil),           // 34: vda.v1.DeleteDaRequest
+	(*DeleteDaResponse)(nil),          // 35: vda.v1.DeleteDaResponse
+	(*ModifyDaRequest)(nil),           // 36: vda.v1.ModifyDaRequest
+	(*ModifyDaResponse)(nil),          // 37: vda.v1.ModifyDaResponse
+	(*ListDaRequest)(nil),             // 38: vda.v1.ListDaRequest
+	(*ListDaResponse)(nil),            // 39: vda.v1.ListDaResponse
+	(*GetDaRequest)(nil),              // 40: vda.v1.GetDaRequest
+	(*GetDaResponse)(nil),             // 41: vda.v1.GetDaResponse
+	(*CreateExpRequest)(nil),          // 42: vda.v1.CreateExpRequest
+	(*CreateExpResponse)(nil),         // 43: vda.v1.CreateExpResponse
+	(*DeleteExpRequest)(nil),          // 44: vda.v1.DeleteExpRequest
+	(*DeleteExpResponse)(nil),         // 45: vda.v1.DeleteExpResponse
+	(*ModifyExpRequest)(nil),          // 46: vda.v1.ModifyExpRequest
+	(*ModifyExpResponse)(nil),         // 47: vda.v1.ModifyExpResponse
+	(*ListExpRequest)(nil),            // 48: vda.v1.ListExpRequest
+	(*ListExpResponse)(nil),           // 49: vda.v1.ListExpResponse
+	(*GetExpRequest)(nil),             // 50: vda.v1.GetExpRequest
+	(*GetExpResponse)(nil),            // 51: vda.v1.GetExpResponse
+	(*GetClusterSummaryRequest)(nil),  // 52: vda.v1.GetClusterSummaryRequest
+	(*GetClusterSummaryResponse)(nil), // 53: vda.v1.GetClusterSummaryResponse
+	(*NvmfListener)(nil),              // 54: vda.v1.NvmfListener
+	(*Dn)(nil),                        // 55: vda.v1.Dn
+	(*NodeEvent)(nil),                 // 56: vda.v1.NodeEvent
+	(*PdMalloc)(nil),                  // 57: vda.v1.PdMalloc
+	(*PdAio)(nil),                     // 58: vda.v1.PdAio
+	(*PdNvme)(nil),                    // 59: vda.v1.PdNvme
+	(*Pd)(nil),                        // 60: vda.v1.Pd
+	(*Cn)(nil),                        // 61: vda.v1.Cn
+	(*Raid0)(nil),                     // 62: vda.v1.Raid0
+	(*Da)(nil),                        // 63: vda.v1.Da
+	(*Exp)(nil),                       // 64: vda.v1.Exp
+	(*ClusterSummary)(nil),            // 65: vda.v1.ClusterSummary
 }
 var file_vda_v1_portal_proto_depIdxs = []int32{
-	52, // 0: vda.v1.CreateDnRequest.listener:type_name -> vda.v1.NvmfListener
-	53, // 1: vda.v1.CreateDnResponse.dn:type_name -> vda.v1.Dn
-	52, // 2: vda.v1.ModifyDnRequest.listener:type_name -> vda.v1.NvmfListener
-	53, // 3: vda.v1.ModifyDnResponse.dn:type_name -> vda.v1.Dn
-	53, // 4: vda.v1.ListDnResponse.dns:type_name -> vda.v1.Dn
-	53, // 5: vda.v1.GetDnResponse.dn:type_name -> vda.v1.Dn
-	54, // 6: vda.v1.CreatePdRequest.malloc:type_name -> vda.v1.PdMalloc
-	55, // 7: vda.v1.CreatePdRequest.aio:type_name -> vda.v1.PdAio
-	56, // 8: vda.v1.CreatePdRequest.nvme:type_name -> vda.v1.PdNvme
-	57, // 9: vda.v1.CreatePdResponse.pd:type_name -> vda.v1.Pd
-	57, // 10: vda.v1.ModifyPdResponse.pd:type_name -> vda.v1.Pd
-	57, // 11: vda.v1.ListPdResponse.pds:type_name -> vda.v1.Pd
-	57, // 12: vda.v1.GetPdResponse.pd:type_name -> vda.v1.Pd
-	52, // 13: vda.v1.CreateCnRequest.listener:type_name -> vda.v1.NvmfListener
-	58, // 14: vda.v1.CreateCnResponse.cn:type_name -> vda.v1.Cn
-	52, // 15: vda.v1.ModifyCnRequest.listener:type_name -> vda.v1.NvmfListener
-	58, // 16: vda.v1.ModifyCnResponse.cn:type_name -> vda.v1.Cn
-	58, // 17: vda.v1.ListCnResponse.cns:type_name -> vda.v1.Cn
-	58, // 18: vda.v1.GetCnResponse.cn:type_name -> vda.v1.Cn
-	59, // 19: vda.v1.CreateDaRequest.raid0:type_name -> vda.v1.Raid0
-	60, // 20: vda.v1.CreateDaResponse.da:type_name -> vda.v1.Da
-	60, // 21: vda.v1.ModifyDaResponse.da:type_name -> vda.v1.Da
-	60, // 22: vda.v1.ListDaResponse.das:type_name -> vda.v1.Da
-	60, // 23: vda.v1.GetDaResponse.da:type_name -> vda.v1.Da
-	61, // 24: vda.v1.CreateExpResponse.exp:type_name -> vda.v1.Exp
-	61, // 25: vda.v1.ModifyExpResponse.exp:type_name -> vda.v1.Exp
-	61, // 26: vda.v1.ListExpResponse.exps:type_name -> vda.v1.Exp
-	61, // 27: vda.v1.GetExpResponse.exp:type_name -> vda.v1.Exp
-	62, // 28: vda.v1.GetClusterSummaryResponse.summary:type_name -> vda.v1.ClusterSummary
-	0,  // 29: vda.v1.PortalService.CreateDn:input_type -> vda.v1.CreateDnRequest
-	2,  // 30: vda.v1.PortalService.DeleteDn:input_type -> vda.v1.DeleteDnRequest
-	4,  // 31: vda.v1.PortalService.ModifyDn:input_type -> vda.v1.ModifyDnRequest
-	6,  // 32: vda.v1.PortalService.ListDn:input_type -> vda.v1.ListDnRequest
-	8,  // 33: vda.v1.PortalService.GetDn:input_type -> vda.v1.GetDnRequest
-	10, // 34: vda.v1.PortalService.CreatePd:input_type -> vda.v1.CreatePdRequest
-	12, // 35: vda.v1.PortalService.DeletePd:input_type -> vda.v1.DeletePdRequest
-	14, // 36: vda.v1.PortalService.ModifyPd:input_type -> vda.v1.ModifyPdRequest
-	16, // 37: vda.v1.PortalService.ListPd:input_type -> vda.v1.ListPdRequest
-	18, // 38: vda.v1.PortalService.GetPd:input_type -> vda.v1.GetPdRequest
-	20, // 39: vda.v1.PortalService.CreateCn:input_type -> vda.v1.CreateCnRequest
-	22, // 40: vda.v1.PortalService.DeleteCn:input_type -> vda.v1.DeleteCnRequest
-	24, // 41: vda.v1.PortalService.ModifyCn:input_type -> vda.v1.ModifyCnRequest
-	26, // 42: vda.v1.PortalService.ListCn:input_type -> vda.v1.ListCnRequest
-	28, // 43: vda.v1.PortalService.GetCn:input_type -> vda.v1.GetCnRequest
-	30, // 44: vda.v1.PortalService.CreateDa:input_type -> vda.v1.CreateDaRequest
-	32, // 45: vda.v1.PortalService.DeleteDa:input_type -> vda.v1.DeleteDaRequest
-	34, // 46: vda.v1.PortalService.ModifyDa:input_type -> vda.v1.ModifyDaRequest
-	36, // 47: vda.v1.PortalService.ListDa:input_type -> vda.v1.ListDaRequest
-	38, // 48: vda.v1.PortalService.GetDa:input_type -> vda.v1.GetDaRequest
-	40, // 49: vda.v1.PortalService.CreateExp:input_type -> vda.v1.CreateExpRequest
-	42, // 50: vda.v1.PortalService.DeleteExp:input_type -> vda.v1.DeleteExpRequest
-	44, // 51: vda.v1.PortalService.ModifyExp:input_type -> vda.v1.ModifyExpRequest
-	46, // 52: vda.v1.PortalService.ListExp:input_type -> vda.v1.ListExpRequest
-	48, // 53: vda.v1.PortalService.GetExp:input_type -> vda.v1.GetExpRequest
-	50, // 54: vda.v1.PortalService.GetClusterSummary:input_type -> vda.v1.GetClusterSummaryRequest
-	1,  // 55: vda.v1.PortalService.CreateDn:output_type -> vda.v1.CreateDnResponse
-	3,  // 56: vda.v1.PortalService.DeleteDn:output_type -> vda.v1.DeleteDnResponse
-	5,  // 57: vda.v1.PortalService.ModifyDn:output_type -> vda.v1.ModifyDnResponse
-	7,  // 58: vda.v1.PortalService.ListDn:output_type -> vda.v1.ListDnResponse
-	9,  // 59: vda.v1.PortalService.GetDn:output_type -> vda.v1.GetDnResponse
-	11, // 60: vda.v1.PortalService.CreatePd:output_type -> vda.v1.CreatePdResponse
-	13, // 61: vda.v1.PortalService.DeletePd:output_type -> vda.v1.DeletePdResponse
-	15, // 62: vda.v1.PortalService.ModifyPd:output_type -> vda.v1.ModifyPdResponse
-	17, // 63: vda.v1.PortalService.ListPd:output_type -> vda.v1.ListPdResponse
-	19, // 64: vda.v1.PortalService.GetPd:output_type -> vda.v1.GetPdResponse
-	21, // 65: vda.v1.PortalService.CreateCn:output_type -> vda.v1.CreateCnResponse
-	23, // 66: vda.v1.PortalService.DeleteCn:output_type -> vda.v1.DeleteCnResponse
-	25, // 67: vda.v1.PortalService.ModifyCn:output_type -> vda.v1.ModifyCnResponse
-	27, // 68: vda.v1.PortalService.ListCn:output_type -> vda.v1.ListCnResponse
-	29, // 69: vda.v1.PortalService.GetCn:output_type -> vda.v1.GetCnResponse
-	31, // 70: vda.v1.PortalService.CreateDa:output_type -> vda.v1.CreateDaResponse
-	33, // 71: vda.v1.PortalService.DeleteDa:output_type -> vda.v1.DeleteDaResponse
-	35, // 72: vda.v1.PortalService.ModifyDa:output_type -> vda.v1.ModifyDaResponse
-	37, // 73: vda.v1.PortalService.ListDa:output_type -> vda.v1.ListDaResponse
-	39, // 74: vda.v1.PortalService.GetDa:output_type -> vda.v1.GetDaResponse
-	41, // 75: vda.v1.PortalService.CreateExp:output_type -> vda.v1.CreateExpResponse
-	43, // 76: vda.v1.PortalService.DeleteExp:output_type -> vda.v1.DeleteExpResponse
-	45, // 77: vda.v1.PortalService.ModifyExp:output_type -> vda.v1.ModifyExpResponse
-	47, // 78: vda.v1.PortalService.ListExp:output_type -> vda.v1.ListExpResponse
-	49, // 79: vda.v1.PortalService.GetExp:output_type -> vda.v1.GetExpResponse
-	51, // 80: vda.v1.PortalService.GetClusterSummary:output_type -> vda.v1.GetClusterSummaryResponse
-	55, // [55:81] is the sub-list for method output_type
-	29, // [29:55] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	54, // 0: vda.v1.CreateDnRequest.listener:type_name -> vda.v1.NvmfListener
+	55, // 1: vda.v1.CreateDnResponse.dn:type_name -> vda.v1.Dn
+	54, // 2: vda.v1.ModifyDnRequest.listener:type_name -> vda.v1.NvmfListener
+	55, // 3: vda.v1.ModifyDnResponse.dn:type_name -> vda.v1.Dn
+	55, // 4: vda.v1.ListDnResponse.dns:type_name -> vda.v1.Dn
+	55, // 5: vda.v1.GetDnResponse.dn:type_name -> vda.v1.Dn
+	56, // 6: vda.v1.ListNodeEventsResponse.events:type_name -> vda.v1.NodeEvent
+	57, // 7: vda.v1.CreatePdRequest.malloc:type_name -> vda.v1.PdMalloc
+	58, // 8: vda.v1.CreatePdRequest.aio:type_name -> vda.v1.PdAio
+	59, // 9: vda.v1.CreatePdRequest.nvme:type_name -> vda.v1.PdNvme
+	60, // 10: vda.v1.CreatePdResponse.pd:type_name -> vda.v1.Pd
+	60, // 11: vda.v1.ModifyPdResponse.pd:type_name -> vda.v1.Pd
+	60, // 12: vda.v1.ListPdResponse.pds:type_name -> vda.v1.Pd
+	60, // 13: vda.v1.GetPdResponse.pd:type_name -> vda.v1.Pd
+	54, // 14: vda.v1.CreateCnRequest.listener:type_name -> vda.v1.NvmfListener
+	61, // 15: vda.v1.CreateCnResponse.cn:type_name -> vda.v1.Cn
+	54, // 16: vda.v1.ModifyCnRequest.listener:type_name -> vda.v1.NvmfListener
+	61, // 17: vda.v1.ModifyCnResponse.cn:type_name -> vda.v1.Cn
+	61, // 18: vda.v1.ListCnResponse.cns:type_name -> vda.v1.Cn
+	61, // 19: vda.v1.GetCnResponse.cn:type_name -> vda.v1.Cn
+	62, // 20: vda.v1.CreateDaRequest.raid0:type_name -> vda.v1.Raid0
+	63, // 21: vda.v1.CreateDaResponse.da:type_name -> vda.v1.Da
+	63, // 22: vda.v1.ModifyDaResponse.da:type_name -> vda.v1.Da
+	63, // 23: vda.v1.ListDaResponse.das:type_name -> vda.v1.Da
+	63, // 24: vda.v1.GetDaResponse.da:type_name -> vda.v1.Da
+	64, // 25: vda.v1.CreateExpResponse.exp:type_name -> vda.v1.Exp
+	64, // 26: vda.v1.ModifyExpResponse.exp:type_name -> vda.v1.Exp
+	64, // 27: vda.v1.ListExpResponse.exps:type_name -> vda.v1.Exp
+	64, // 28: vda.v1.GetExpResponse.exp:type_name -> vda.v1.Exp
+	65, // 29: vda.v1.GetClusterSummaryResponse.summary:type_name -> vda.v1.ClusterSummary
+	0,  // 30: vda.v1.PortalService.CreateDn:input_type -> vda.v1.CreateDnRequest
+	2,  // 31: vda.v1.PortalService.DeleteDn:input_type -> vda.v1.DeleteDnRequest
+	4,  // 32: vda.v1.PortalService.ModifyDn:input_type -> vda.v1.ModifyDnRequest
+	6,  // 33: vda.v1.PortalService.ListDn:input_type -> vda.v1.ListDnRequest
+	8,  // 34: vda.v1.PortalService.GetDn:input_type -> vda.v1.GetDnRequest
+	10, // 35: vda.v1.PortalService.ListDnEvents:input_type -> vda.v1.ListNodeEventsRequest
+	12, // 36: vda.v1.PortalService.CreatePd:input_type -> vda.v1.CreatePdRequest
+	14, // 37: vda.v1.PortalService.DeletePd:input_type -> vda.v1.DeletePdRequest
+	16, // 38: vda.v1.PortalService.ModifyPd:input_type -> vda.v1.ModifyPdRequest
+	18, // 39: vda.v1.PortalService.ListPd:input_type -> vda.v1.ListPdRequest
+	20, // 40: vda.v1.PortalService.GetPd:input_type -> vda.v1.GetPdRequest
+	22, // 41: vda.v1.PortalService.CreateCn:input_type -> vda.v1.CreateCnRequest
+	24, // 42: vda.v1.PortalService.DeleteCn:input_type -> vda.v1.DeleteCnRequest
+	26, // 43: vda.v1.PortalService.ModifyCn:input_type -> vda.v1.ModifyCnRequest
+	28, // 44: vda.v1.PortalService.ListCn:input_type -> vda.v1.ListCnRequest
+	30, // 45: vda.v1.PortalService.GetCn:input_type -> vda.v1.GetCnRequest
+	10, // 46: vda.v1.PortalService.ListCnEvents:input_type -> vda.v1.ListNodeEventsRequest
+	32, // 47: vda.v1.PortalService.CreateDa:input_type -> vda.v1.CreateDaRequest
+	34, // 48: vda.v1.PortalService.DeleteDa:input_type -> vda.v1.DeleteDaRequest
+	36, // 49: vda.v1.PortalService.ModifyDa:input_type -> vda.v1.ModifyDaRequest
+	38, // 50: vda.v1.PortalService.ListDa:input_type -> vda.v1.ListDaRequest
+	40, // 51: vda.v1.PortalService.GetDa:input_type -> vda.v1.GetDaRequest
+	42, // 52: vda.v1.PortalService.CreateExp:input_type -> vda.v1.CreateExpRequest
+	44, // 53: vda.v1.PortalService.DeleteExp:input_type -> vda.v1.DeleteExpRequest
+	46, // 54: vda.v1.PortalService.ModifyExp:input_type -> vda.v1.ModifyExpRequest
+	48, // 55: vda.v1.PortalService.ListExp:input_type -> vda.v1.ListExpRequest
+	50, // 56: vda.v1.PortalService.GetExp:input_type -> vda.v1.GetExpRequest
+	52, // 57: vda.v1.PortalService.GetClusterSummary:input_type -> vda.v1.GetClusterSummaryRequest
+	1,  // 58: vda.v1.PortalService.CreateDn:output_type -> vda.v1.CreateDnResponse
+	3,  // 59: vda.v1.PortalService.DeleteDn:output_type -> vda.v1.DeleteDnResponse
+	5,  // 60: vda.v1.PortalService.ModifyDn:output_type -> vda.v1.ModifyDnResponse
+	7,  // 61: vda.v1.PortalService.ListDn:output_type -> vda.v1.ListDnResponse
+	9,  // 62: vda.v1.PortalService.GetDn:output_type -> vda.v1.GetDnResponse
+	11, // 63: vda.v1.PortalService.ListDnEvents:output_type -> vda.v1.ListNodeEventsResponse
+	13, // 64: vda.v1.PortalService.CreatePd:output_type -> vda.v1.CreatePdResponse
+	15, // 65: vda.v1.PortalService.DeletePd:output_type -> vda.v1.DeletePdResponse
+	17, // 66: vda.v1.PortalService.ModifyPd:output_type -> vda.v1.ModifyPdResponse
+	19, // 67: vda.v1.PortalService.ListPd:output_type -> vda.v1.ListPdResponse
+	21, // 68: vda.v1.PortalService.GetPd:output_type -> vda.v1.GetPdResponse
+	23, // 69: vda.v1.PortalService.CreateCn:output_type -> vda.v1.CreateCnResponse
+	25, // 70: vda.v1.PortalService.DeleteCn:output_type -> vda.v1.DeleteCnResponse
+	27, // 71: vda.v1.PortalService.ModifyCn:output_type -> vda.v1.ModifyCnResponse
+	29, // 72: vda.v1.PortalService.ListCn:output_type -> vda.v1.ListCnResponse
+	31, // 73: vda.v1.PortalService.GetCn:output_type -> vda.v1.GetCnResponse
+	11, // 74: vda.v1.PortalService.ListCnEvents:output_type -> vda.v1.ListNodeEventsResponse
+	33, // 75: vda.v1.PortalService.CreateDa:output_type -> vda.v1.CreateDaResponse
+	35, // 76: vda.v1.PortalService.DeleteDa:output_type -> vda.v1.DeleteDaResponse
+	37, // 77: vda.v1.PortalService.ModifyDa:output_type -> vda.v1.ModifyDaResponse
+	39, // 78: vda.v1.PortalService.ListDa:output_type -> vda.v1.ListDaResponse
+	41, // 79: vda.v1.PortalService.GetDa:output_type -> vda.v1.GetDaResponse
+	43, // 80: vda.v1.PortalService.CreateExp:output_type -> vda.v1.CreateExpResponse
+	45, // 81: vda.v1.PortalService.DeleteExp:output_type -> vda.v1.DeleteExpResponse
+	47, // 82: vda.v1.PortalService.ModifyExp:output_type -> vda.v1.ModifyExpResponse
+	49, // 83: vda.v1.PortalService.ListExp:output_type -> vda.v1.ListExpResponse
+	51, // 84: vda.v1.PortalService.GetExp:output_type -> vda.v1.GetExpResponse
+	53, // 85: vda.v1.PortalService.GetClusterSummary:output_type -> vda.v1.GetClusterSummaryResponse
+	58, // [58:86] is the sub-list for method output_type
+	30, // [30:58] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_vda_v1_portal_proto_init() }
@@ -3344,30 +3473,30 @@ func file_vda_v1_portal_proto_init() {
 	file_vda_v1_portal_proto_msgTypes[0].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[2].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[4].OneofWrappers = []any{}
-	file_vda_v1_portal_proto_msgTypes[10].OneofWrappers = []any{
+	file_vda_v1_portal_proto_msgTypes[12].OneofWrappers = []any{
 		(*CreatePdRequest_Malloc)(nil),
 		(*CreatePdRequest_Aio)(nil),
 		(*CreatePdRequest_Nvme)(nil),
 	}
-	file_vda_v1_portal_proto_msgTypes[12].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[14].OneofWrappers = []any{}
-	file_vda_v1_portal_proto_msgTypes[20].OneofWrappers = []any{}
+	file_vda_v1_portal_proto_msgTypes[16].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[22].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[24].OneofWrappers = []any{}
-	file_vda_v1_portal_proto_msgTypes[30].OneofWrappers = []any{
+	file_vda_v1_portal_proto_msgTypes[26].OneofWrappers = []any{}
+	file_vda_v1_portal_proto_msgTypes[32].OneofWrappers = []any{
 		(*CreateDaRequest_Raid0)(nil),
 	}
-	file_vda_v1_portal_proto_msgTypes[32].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[34].OneofWrappers = []any{}
-	file_vda_v1_portal_proto_msgTypes[42].OneofWrappers = []any{}
+	file_vda_v1_portal_proto_msgTypes[36].OneofWrappers = []any{}
 	file_vda_v1_portal_proto_msgTypes[44].OneofWrappers = []any{}
+	file_vda_v1_portal_proto_msgTypes[46].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vda_v1_portal_proto_rawDesc), len(file_vda_v1_portal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -621,6 +621,89 @@ func (x *Cn) GetCntlrCount() uint32 {
 	return 0
 }
 
+// NodeEvent is one change of a dn's or cn's state as a monitor saw it.
+type NodeEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unix time in milliseconds.
+	AtMs int64 `protobuf:"varint,1,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// The failure detector's states ("unknown", "alive", "suspect",
+	// "failed"), or, as to, an action the monitor took ("failover",
+	// "resync").
+	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// Why, in words.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The name of the monitor that saw it.
+	Monitor       string `protobuf:"bytes,5,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeEvent) Reset() {
+	*x = NodeEvent{}
+	mi := &file_vda_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeEvent) ProtoMessage() {}
+
+func (x *NodeEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_vda_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeEvent.ProtoReflect.Descriptor instead.
+func (*NodeEvent) Descriptor() ([]byte, []int) {
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *NodeEvent) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *NodeEvent) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *NodeEvent) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *NodeEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *NodeEvent) GetMonitor() string {
+	if x != nil {
+		return x.Monitor
+	}
+	return ""
+}
+
 // PdMalloc is a RAM disk of a fixed size (tests, demos).
 type PdMalloc struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -632,7 +715,7 @@ type PdMalloc struct {
 
 func (x *PdMalloc) Reset() {
 	*x = PdMalloc{}
-	mi := &file_vda_v1_resources_proto_msgTypes[5]
+	mi := &file_vda_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +727,7 @@ func (x *PdMalloc) String() string {
 func (*PdMalloc) ProtoMessage() {}
 
 func (x *PdMalloc) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[5]
+	mi := &file_vda_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +740,7 @@ func (x *PdMalloc) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PdMalloc.ProtoReflect.Descriptor instead.
 func (*PdMalloc) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PdMalloc) GetSize() uint64 {
@@ -678,7 +761,7 @@ type PdAio struct {
 
 func (x *PdAio) Reset() {
 	*x = PdAio{}
-	mi := &file_vda_v1_resources_proto_msgTypes[6]
+	mi := &file_vda_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +773,7 @@ func (x *PdAio) String() string {
 func (*PdAio) ProtoMessage() {}
 
 func (x *PdAio) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[6]
+	mi := &file_vda_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +786,7 @@ func (x *PdAio) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PdAio.ProtoReflect.Descriptor instead.
 func (*PdAio) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PdAio) GetPath() string {
@@ -724,7 +807,7 @@ type PdNvme struct {
 
 func (x *PdNvme) Reset() {
 	*x = PdNvme{}
-	mi := &file_vda_v1_resources_proto_msgTypes[7]
+	mi := &file_vda_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +819,7 @@ func (x *PdNvme) String() string {
 func (*PdNvme) ProtoMessage() {}
 
 func (x *PdNvme) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[7]
+	mi := &file_vda_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +832,7 @@ func (x *PdNvme) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PdNvme.ProtoReflect.Descriptor instead.
 func (*PdNvme) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PdNvme) GetPcieAddr() string {
@@ -775,7 +858,7 @@ type PdStatus struct {
 
 func (x *PdStatus) Reset() {
 	*x = PdStatus{}
-	mi := &file_vda_v1_resources_proto_msgTypes[8]
+	mi := &file_vda_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +870,7 @@ func (x *PdStatus) String() string {
 func (*PdStatus) ProtoMessage() {}
 
 func (x *PdStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[8]
+	mi := &file_vda_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +883,7 @@ func (x *PdStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PdStatus.ProtoReflect.Descriptor instead.
 func (*PdStatus) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PdStatus) GetHealth() Health {
@@ -868,7 +951,7 @@ type Pd struct {
 
 func (x *Pd) Reset() {
 	*x = Pd{}
-	mi := &file_vda_v1_resources_proto_msgTypes[9]
+	mi := &file_vda_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +963,7 @@ func (x *Pd) String() string {
 func (*Pd) ProtoMessage() {}
 
 func (x *Pd) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[9]
+	mi := &file_vda_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +976,7 @@ func (x *Pd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pd.ProtoReflect.Descriptor instead.
 func (*Pd) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Pd) GetId() string {
@@ -1042,7 +1125,7 @@ type Raid0 struct {
 
 func (x *Raid0) Reset() {
 	*x = Raid0{}
-	mi := &file_vda_v1_resources_proto_msgTypes[10]
+	mi := &file_vda_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1137,7 @@ func (x *Raid0) String() string {
 func (*Raid0) ProtoMessage() {}
 
 func (x *Raid0) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[10]
+	mi := &file_vda_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1150,7 @@ func (x *Raid0) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Raid0.ProtoReflect.Descriptor instead.
 func (*Raid0) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Raid0) GetVdCount() uint32 {
@@ -1100,7 +1183,7 @@ type Vd struct {
 
 func (x *Vd) Reset() {
 	*x = Vd{}
-	mi := &file_vda_v1_resources_proto_msgTypes[11]
+	mi := &file_vda_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1195,7 @@ func (x *Vd) String() string {
 func (*Vd) ProtoMessage() {}
 
 func (x *Vd) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[11]
+	mi := &file_vda_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1208,7 @@ func (x *Vd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vd.ProtoReflect.Descriptor instead.
 func (*Vd) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Vd) GetId() string {
@@ -1186,7 +1269,7 @@ type Cntlr struct {
 
 func (x *Cntlr) Reset() {
 	*x = Cntlr{}
-	mi := &file_vda_v1_resources_proto_msgTypes[12]
+	mi := &file_vda_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1281,7 @@ func (x *Cntlr) String() string {
 func (*Cntlr) ProtoMessage() {}
 
 func (x *Cntlr) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[12]
+	mi := &file_vda_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1294,7 @@ func (x *Cntlr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cntlr.ProtoReflect.Descriptor instead.
 func (*Cntlr) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cntlr) GetId() string {
@@ -1286,7 +1369,7 @@ type Da struct {
 
 func (x *Da) Reset() {
 	*x = Da{}
-	mi := &file_vda_v1_resources_proto_msgTypes[13]
+	mi := &file_vda_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1381,7 @@ func (x *Da) String() string {
 func (*Da) ProtoMessage() {}
 
 func (x *Da) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[13]
+	mi := &file_vda_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1394,7 @@ func (x *Da) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Da.ProtoReflect.Descriptor instead.
 func (*Da) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Da) GetId() string {
@@ -1430,7 +1513,7 @@ type ExpPath struct {
 
 func (x *ExpPath) Reset() {
 	*x = ExpPath{}
-	mi := &file_vda_v1_resources_proto_msgTypes[14]
+	mi := &file_vda_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1525,7 @@ func (x *ExpPath) String() string {
 func (*ExpPath) ProtoMessage() {}
 
 func (x *ExpPath) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[14]
+	mi := &file_vda_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1538,7 @@ func (x *ExpPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpPath.ProtoReflect.Descriptor instead.
 func (*ExpPath) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExpPath) GetCnName() string {
@@ -1508,7 +1591,7 @@ type Exp struct {
 
 func (x *Exp) Reset() {
 	*x = Exp{}
-	mi := &file_vda_v1_resources_proto_msgTypes[15]
+	mi := &file_vda_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1603,7 @@ func (x *Exp) String() string {
 func (*Exp) ProtoMessage() {}
 
 func (x *Exp) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[15]
+	mi := &file_vda_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1616,7 @@ func (x *Exp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exp.ProtoReflect.Descriptor instead.
 func (*Exp) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Exp) GetId() string {
@@ -1612,7 +1695,7 @@ type NodeInError struct {
 
 func (x *NodeInError) Reset() {
 	*x = NodeInError{}
-	mi := &file_vda_v1_resources_proto_msgTypes[16]
+	mi := &file_vda_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1707,7 @@ func (x *NodeInError) String() string {
 func (*NodeInError) ProtoMessage() {}
 
 func (x *NodeInError) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[16]
+	mi := &file_vda_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1720,7 @@ func (x *NodeInError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInError.ProtoReflect.Descriptor instead.
 func (*NodeInError) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NodeInError) GetKind() string {
@@ -1684,7 +1767,7 @@ type ClusterSummary struct {
 
 func (x *ClusterSummary) Reset() {
 	*x = ClusterSummary{}
-	mi := &file_vda_v1_resources_proto_msgTypes[17]
+	mi := &file_vda_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1779,7 @@ func (x *ClusterSummary) String() string {
 func (*ClusterSummary) ProtoMessage() {}
 
 func (x *ClusterSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_vda_v1_resources_proto_msgTypes[17]
+	mi := &file_vda_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1792,7 @@ func (x *ClusterSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSummary.ProtoReflect.Descriptor instead.
 func (*ClusterSummary) Descriptor() ([]byte, []int) {
-	return file_vda_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_vda_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterSummary) GetDnCount() uint32 {
@@ -1848,7 +1931,13 @@ const file_vda_v1_resources_proto_rawDesc = "" +
 	" \x01(\v2\x12.vda.v1.NodeStatusR\x06status\x12\"\n" +
 	"\rcreated_at_ms\x18\v \x01(\x03R\vcreatedAtMs\x12\x1f\n" +
 	"\vcntlr_count\x18\f \x01(\rR\n" +
-	"cntlrCount\"\x1e\n" +
+	"cntlrCount\"v\n" +
+	"\tNodeEvent\x12\x13\n" +
+	"\x05at_ms\x18\x01 \x01(\x03R\x04atMs\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
+	"\amonitor\x18\x05 \x01(\tR\amonitor\"\x1e\n" +
 	"\bPdMalloc\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\"\x1b\n" +
 	"\x05PdAio\x12\x12\n" +
@@ -1978,7 +2067,7 @@ func file_vda_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_vda_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vda_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_vda_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_vda_v1_resources_proto_goTypes = []any{
 	(Health)(0),            // 0: vda.v1.Health
 	(CntlrRole)(0),         // 1: vda.v1.CntlrRole
@@ -1987,19 +2076,20 @@ var file_vda_v1_resources_proto_goTypes = []any{
 	(*NodeStatus)(nil),     // 4: vda.v1.NodeStatus
 	(*Dn)(nil),             // 5: vda.v1.Dn
 	(*Cn)(nil),             // 6: vda.v1.Cn
-	(*PdMalloc)(nil),       // 7: vda.v1.PdMalloc
-	(*PdAio)(nil),          // 8: vda.v1.PdAio
-	(*PdNvme)(nil),         // 9: vda.v1.PdNvme
-	(*PdStatus)(nil),       // 10: vda.v1.PdStatus
-	(*Pd)(nil),             // 11: vda.v1.Pd
-	(*Raid0)(nil),          // 12: vda.v1.Raid0
-	(*Vd)(nil),             // 13: vda.v1.Vd
-	(*Cntlr)(nil),          // 14: vda.v1.Cntlr
-	(*Da)(nil),             // 15: vda.v1.Da
-	(*ExpPath)(nil),        // 16: vda.v1.ExpPath
-	(*Exp)(nil),            // 17: vda.v1.Exp
-	(*NodeInError)(nil),    // 18: vda.v1.NodeInError
-	(*ClusterSummary)(nil), // 19: vda.v1.ClusterSummary
+	(*NodeEvent)(nil),      // 7: vda.v1.NodeEvent
+	(*PdMalloc)(nil),       // 8: vda.v1.PdMalloc
+	(*PdAio)(nil),          // 9: vda.v1.PdAio
+	(*PdNvme)(nil),         // 10: vda.v1.PdNvme
+	(*PdStatus)(nil),       // 11: vda.v1.PdStatus
+	(*Pd)(nil),             // 12: vda.v1.Pd
+	(*Raid0)(nil),          // 13: vda.v1.Raid0
+	(*Vd)(nil),             // 14: vda.v1.Vd
+	(*Cntlr)(nil),          // 15: vda.v1.Cntlr
+	(*Da)(nil),             // 16: vda.v1.Da
+	(*ExpPath)(nil),        // 17: vda.v1.ExpPath
+	(*Exp)(nil),            // 18: vda.v1.Exp
+	(*NodeInError)(nil),    // 19: vda.v1.NodeInError
+	(*ClusterSummary)(nil), // 20: vda.v1.ClusterSummary
 }
 var file_vda_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: vda.v1.Status.health:type_name -> vda.v1.Health
@@ -2009,24 +2099,24 @@ var file_vda_v1_resources_proto_depIdxs = []int32{
 	2,  // 4: vda.v1.Cn.listener:type_name -> vda.v1.NvmfListener
 	4,  // 5: vda.v1.Cn.status:type_name -> vda.v1.NodeStatus
 	0,  // 6: vda.v1.PdStatus.health:type_name -> vda.v1.Health
-	7,  // 7: vda.v1.Pd.malloc:type_name -> vda.v1.PdMalloc
-	8,  // 8: vda.v1.Pd.aio:type_name -> vda.v1.PdAio
-	9,  // 9: vda.v1.Pd.nvme:type_name -> vda.v1.PdNvme
-	10, // 10: vda.v1.Pd.status:type_name -> vda.v1.PdStatus
+	8,  // 7: vda.v1.Pd.malloc:type_name -> vda.v1.PdMalloc
+	9,  // 8: vda.v1.Pd.aio:type_name -> vda.v1.PdAio
+	10, // 9: vda.v1.Pd.nvme:type_name -> vda.v1.PdNvme
+	11, // 10: vda.v1.Pd.status:type_name -> vda.v1.PdStatus
 	3,  // 11: vda.v1.Vd.status:type_name -> vda.v1.Status
 	1,  // 12: vda.v1.Cntlr.role:type_name -> vda.v1.CntlrRole
 	2,  // 13: vda.v1.Cntlr.listener:type_name -> vda.v1.NvmfListener
 	3,  // 14: vda.v1.Cntlr.status:type_name -> vda.v1.Status
-	12, // 15: vda.v1.Da.raid0:type_name -> vda.v1.Raid0
-	13, // 16: vda.v1.Da.vds:type_name -> vda.v1.Vd
-	14, // 17: vda.v1.Da.cntlrs:type_name -> vda.v1.Cntlr
+	13, // 15: vda.v1.Da.raid0:type_name -> vda.v1.Raid0
+	14, // 16: vda.v1.Da.vds:type_name -> vda.v1.Vd
+	15, // 17: vda.v1.Da.cntlrs:type_name -> vda.v1.Cntlr
 	0,  // 18: vda.v1.Da.health:type_name -> vda.v1.Health
 	1,  // 19: vda.v1.ExpPath.role:type_name -> vda.v1.CntlrRole
 	2,  // 20: vda.v1.ExpPath.listener:type_name -> vda.v1.NvmfListener
 	3,  // 21: vda.v1.ExpPath.status:type_name -> vda.v1.Status
-	16, // 22: vda.v1.Exp.paths:type_name -> vda.v1.ExpPath
+	17, // 22: vda.v1.Exp.paths:type_name -> vda.v1.ExpPath
 	4,  // 23: vda.v1.NodeInError.status:type_name -> vda.v1.NodeStatus
-	18, // 24: vda.v1.ClusterSummary.nodes_in_error:type_name -> vda.v1.NodeInError
+	19, // 24: vda.v1.ClusterSummary.nodes_in_error:type_name -> vda.v1.NodeInError
 	25, // [25:25] is the sub-list for method output_type
 	25, // [25:25] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
@@ -2039,12 +2129,12 @@ func file_vda_v1_resources_proto_init() {
 	if File_vda_v1_resources_proto != nil {
 		return
 	}
-	file_vda_v1_resources_proto_msgTypes[9].OneofWrappers = []any{
+	file_vda_v1_resources_proto_msgTypes[10].OneofWrappers = []any{
 		(*Pd_Malloc)(nil),
 		(*Pd_Aio)(nil),
 		(*Pd_Nvme)(nil),
 	}
-	file_vda_v1_resources_proto_msgTypes[13].OneofWrappers = []any{
+	file_vda_v1_resources_proto_msgTypes[14].OneofWrappers = []any{
 		(*Da_Raid0)(nil),
 	}
 	type x struct{}
@@ -2053,7 +2143,7 @@ func file_vda_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vda_v1_resources_proto_rawDesc), len(file_vda_v1_resources_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

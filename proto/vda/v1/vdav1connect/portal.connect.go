@@ -58,6 +58,9 @@ const (
 	PortalServiceListDnProcedure = "/vda.v1.PortalService/ListDn"
 	// PortalServiceGetDnProcedure is the fully-qualified name of the PortalService's GetDn RPC.
 	PortalServiceGetDnProcedure = "/vda.v1.PortalService/GetDn"
+	// PortalServiceListDnEventsProcedure is the fully-qualified name of the PortalService's
+	// ListDnEvents RPC.
+	PortalServiceListDnEventsProcedure = "/vda.v1.PortalService/ListDnEvents"
 	// PortalServiceCreatePdProcedure is the fully-qualified name of the PortalService's CreatePd RPC.
 	PortalServiceCreatePdProcedure = "/vda.v1.PortalService/CreatePd"
 	// PortalServiceDeletePdProcedure is the fully-qualified name of the PortalService's DeletePd RPC.
@@ -78,6 +81,9 @@ const (
 	PortalServiceListCnProcedure = "/vda.v1.PortalService/ListCn"
 	// PortalServiceGetCnProcedure is the fully-qualified name of the PortalService's GetCn RPC.
 	PortalServiceGetCnProcedure = "/vda.v1.PortalService/GetCn"
+	// PortalServiceListCnEventsProcedure is the fully-qualified name of the PortalService's
+	// ListCnEvents RPC.
+	PortalServiceListCnEventsProcedure = "/vda.v1.PortalService/ListCnEvents"
 	// PortalServiceCreateDaProcedure is the fully-qualified name of the PortalService's CreateDa RPC.
 	PortalServiceCreateDaProcedure = "/vda.v1.PortalService/CreateDa"
 	// PortalServiceDeleteDaProcedure is the fully-qualified name of the PortalService's DeleteDa RPC.
@@ -110,6 +116,8 @@ type PortalServiceClient interface {
 	ModifyDn(context.Context, *connect.Request[v1.ModifyDnRequest]) (*connect.Response[v1.ModifyDnResponse], error)
 	ListDn(context.Context, *connect.Request[v1.ListDnRequest]) (*connect.Response[v1.ListDnResponse], error)
 	GetDn(context.Context, *connect.Request[v1.GetDnRequest]) (*connect.Response[v1.GetDnResponse], error)
+	// The monitors' log of a dn's state changes, newest first.
+	ListDnEvents(context.Context, *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error)
 	CreatePd(context.Context, *connect.Request[v1.CreatePdRequest]) (*connect.Response[v1.CreatePdResponse], error)
 	DeletePd(context.Context, *connect.Request[v1.DeletePdRequest]) (*connect.Response[v1.DeletePdResponse], error)
 	ModifyPd(context.Context, *connect.Request[v1.ModifyPdRequest]) (*connect.Response[v1.ModifyPdResponse], error)
@@ -120,6 +128,9 @@ type PortalServiceClient interface {
 	ModifyCn(context.Context, *connect.Request[v1.ModifyCnRequest]) (*connect.Response[v1.ModifyCnResponse], error)
 	ListCn(context.Context, *connect.Request[v1.ListCnRequest]) (*connect.Response[v1.ListCnResponse], error)
 	GetCn(context.Context, *connect.Request[v1.GetCnRequest]) (*connect.Response[v1.GetCnResponse], error)
+	// The monitors' log of a cn's state changes (failovers included), newest
+	// first.
+	ListCnEvents(context.Context, *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error)
 	CreateDa(context.Context, *connect.Request[v1.CreateDaRequest]) (*connect.Response[v1.CreateDaResponse], error)
 	DeleteDa(context.Context, *connect.Request[v1.DeleteDaRequest]) (*connect.Response[v1.DeleteDaResponse], error)
 	ModifyDa(context.Context, *connect.Request[v1.ModifyDaRequest]) (*connect.Response[v1.ModifyDaResponse], error)
@@ -173,6 +184,13 @@ func NewPortalServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+PortalServiceGetDnProcedure,
 			connect.WithSchema(portalServiceMethods.ByName("GetDn")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listDnEvents: connect.NewClient[v1.ListNodeEventsRequest, v1.ListNodeEventsResponse](
+			httpClient,
+			baseURL+PortalServiceListDnEventsProcedure,
+			connect.WithSchema(portalServiceMethods.ByName("ListDnEvents")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
@@ -237,6 +255,13 @@ func NewPortalServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+PortalServiceGetCnProcedure,
 			connect.WithSchema(portalServiceMethods.ByName("GetCn")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listCnEvents: connect.NewClient[v1.ListNodeEventsRequest, v1.ListNodeEventsResponse](
+			httpClient,
+			baseURL+PortalServiceListCnEventsProcedure,
+			connect.WithSchema(portalServiceMethods.ByName("ListCnEvents")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
@@ -321,6 +346,7 @@ type portalServiceClient struct {
 	modifyDn          *connect.Client[v1.ModifyDnRequest, v1.ModifyDnResponse]
 	listDn            *connect.Client[v1.ListDnRequest, v1.ListDnResponse]
 	getDn             *connect.Client[v1.GetDnRequest, v1.GetDnResponse]
+	listDnEvents      *connect.Client[v1.ListNodeEventsRequest, v1.ListNodeEventsResponse]
 	createPd          *connect.Client[v1.CreatePdRequest, v1.CreatePdResponse]
 	deletePd          *connect.Client[v1.DeletePdRequest, v1.DeletePdResponse]
 	modifyPd          *connect.Client[v1.ModifyPdRequest, v1.ModifyPdResponse]
@@ -331,6 +357,7 @@ type portalServiceClient struct {
 	modifyCn          *connect.Client[v1.ModifyCnRequest, v1.ModifyCnResponse]
 	listCn            *connect.Client[v1.ListCnRequest, v1.ListCnResponse]
 	getCn             *connect.Client[v1.GetCnRequest, v1.GetCnResponse]
+	listCnEvents      *connect.Client[v1.ListNodeEventsRequest, v1.ListNodeEventsResponse]
 	createDa          *connect.Client[v1.CreateDaRequest, v1.CreateDaResponse]
 	deleteDa          *connect.Client[v1.DeleteDaRequest, v1.DeleteDaResponse]
 	modifyDa          *connect.Client[v1.ModifyDaRequest, v1.ModifyDaResponse]
@@ -367,6 +394,11 @@ func (c *portalServiceClient) ListDn(ctx context.Context, req *connect.Request[v
 // GetDn calls vda.v1.PortalService.GetDn.
 func (c *portalServiceClient) GetDn(ctx context.Context, req *connect.Request[v1.GetDnRequest]) (*connect.Response[v1.GetDnResponse], error) {
 	return c.getDn.CallUnary(ctx, req)
+}
+
+// ListDnEvents calls vda.v1.PortalService.ListDnEvents.
+func (c *portalServiceClient) ListDnEvents(ctx context.Context, req *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error) {
+	return c.listDnEvents.CallUnary(ctx, req)
 }
 
 // CreatePd calls vda.v1.PortalService.CreatePd.
@@ -417,6 +449,11 @@ func (c *portalServiceClient) ListCn(ctx context.Context, req *connect.Request[v
 // GetCn calls vda.v1.PortalService.GetCn.
 func (c *portalServiceClient) GetCn(ctx context.Context, req *connect.Request[v1.GetCnRequest]) (*connect.Response[v1.GetCnResponse], error) {
 	return c.getCn.CallUnary(ctx, req)
+}
+
+// ListCnEvents calls vda.v1.PortalService.ListCnEvents.
+func (c *portalServiceClient) ListCnEvents(ctx context.Context, req *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error) {
+	return c.listCnEvents.CallUnary(ctx, req)
 }
 
 // CreateDa calls vda.v1.PortalService.CreateDa.
@@ -481,6 +518,8 @@ type PortalServiceHandler interface {
 	ModifyDn(context.Context, *connect.Request[v1.ModifyDnRequest]) (*connect.Response[v1.ModifyDnResponse], error)
 	ListDn(context.Context, *connect.Request[v1.ListDnRequest]) (*connect.Response[v1.ListDnResponse], error)
 	GetDn(context.Context, *connect.Request[v1.GetDnRequest]) (*connect.Response[v1.GetDnResponse], error)
+	// The monitors' log of a dn's state changes, newest first.
+	ListDnEvents(context.Context, *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error)
 	CreatePd(context.Context, *connect.Request[v1.CreatePdRequest]) (*connect.Response[v1.CreatePdResponse], error)
 	DeletePd(context.Context, *connect.Request[v1.DeletePdRequest]) (*connect.Response[v1.DeletePdResponse], error)
 	ModifyPd(context.Context, *connect.Request[v1.ModifyPdRequest]) (*connect.Response[v1.ModifyPdResponse], error)
@@ -491,6 +530,9 @@ type PortalServiceHandler interface {
 	ModifyCn(context.Context, *connect.Request[v1.ModifyCnRequest]) (*connect.Response[v1.ModifyCnResponse], error)
 	ListCn(context.Context, *connect.Request[v1.ListCnRequest]) (*connect.Response[v1.ListCnResponse], error)
 	GetCn(context.Context, *connect.Request[v1.GetCnRequest]) (*connect.Response[v1.GetCnResponse], error)
+	// The monitors' log of a cn's state changes (failovers included), newest
+	// first.
+	ListCnEvents(context.Context, *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error)
 	CreateDa(context.Context, *connect.Request[v1.CreateDaRequest]) (*connect.Response[v1.CreateDaResponse], error)
 	DeleteDa(context.Context, *connect.Request[v1.DeleteDaRequest]) (*connect.Response[v1.DeleteDaResponse], error)
 	ModifyDa(context.Context, *connect.Request[v1.ModifyDaRequest]) (*connect.Response[v1.ModifyDaResponse], error)
@@ -540,6 +582,13 @@ func NewPortalServiceHandler(svc PortalServiceHandler, opts ...connect.HandlerOp
 		PortalServiceGetDnProcedure,
 		svc.GetDn,
 		connect.WithSchema(portalServiceMethods.ByName("GetDn")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	portalServiceListDnEventsHandler := connect.NewUnaryHandler(
+		PortalServiceListDnEventsProcedure,
+		svc.ListDnEvents,
+		connect.WithSchema(portalServiceMethods.ByName("ListDnEvents")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
@@ -604,6 +653,13 @@ func NewPortalServiceHandler(svc PortalServiceHandler, opts ...connect.HandlerOp
 		PortalServiceGetCnProcedure,
 		svc.GetCn,
 		connect.WithSchema(portalServiceMethods.ByName("GetCn")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	portalServiceListCnEventsHandler := connect.NewUnaryHandler(
+		PortalServiceListCnEventsProcedure,
+		svc.ListCnEvents,
+		connect.WithSchema(portalServiceMethods.ByName("ListCnEvents")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
@@ -690,6 +746,8 @@ func NewPortalServiceHandler(svc PortalServiceHandler, opts ...connect.HandlerOp
 			portalServiceListDnHandler.ServeHTTP(w, r)
 		case PortalServiceGetDnProcedure:
 			portalServiceGetDnHandler.ServeHTTP(w, r)
+		case PortalServiceListDnEventsProcedure:
+			portalServiceListDnEventsHandler.ServeHTTP(w, r)
 		case PortalServiceCreatePdProcedure:
 			portalServiceCreatePdHandler.ServeHTTP(w, r)
 		case PortalServiceDeletePdProcedure:
@@ -710,6 +768,8 @@ func NewPortalServiceHandler(svc PortalServiceHandler, opts ...connect.HandlerOp
 			portalServiceListCnHandler.ServeHTTP(w, r)
 		case PortalServiceGetCnProcedure:
 			portalServiceGetCnHandler.ServeHTTP(w, r)
+		case PortalServiceListCnEventsProcedure:
+			portalServiceListCnEventsHandler.ServeHTTP(w, r)
 		case PortalServiceCreateDaProcedure:
 			portalServiceCreateDaHandler.ServeHTTP(w, r)
 		case PortalServiceDeleteDaProcedure:
@@ -761,6 +821,10 @@ func (UnimplementedPortalServiceHandler) GetDn(context.Context, *connect.Request
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vda.v1.PortalService.GetDn is not implemented"))
 }
 
+func (UnimplementedPortalServiceHandler) ListDnEvents(context.Context, *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vda.v1.PortalService.ListDnEvents is not implemented"))
+}
+
 func (UnimplementedPortalServiceHandler) CreatePd(context.Context, *connect.Request[v1.CreatePdRequest]) (*connect.Response[v1.CreatePdResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vda.v1.PortalService.CreatePd is not implemented"))
 }
@@ -799,6 +863,10 @@ func (UnimplementedPortalServiceHandler) ListCn(context.Context, *connect.Reques
 
 func (UnimplementedPortalServiceHandler) GetCn(context.Context, *connect.Request[v1.GetCnRequest]) (*connect.Response[v1.GetCnResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vda.v1.PortalService.GetCn is not implemented"))
+}
+
+func (UnimplementedPortalServiceHandler) ListCnEvents(context.Context, *connect.Request[v1.ListNodeEventsRequest]) (*connect.Response[v1.ListNodeEventsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("vda.v1.PortalService.ListCnEvents is not implemented"))
 }
 
 func (UnimplementedPortalServiceHandler) CreateDa(context.Context, *connect.Request[v1.CreateDaRequest]) (*connect.Response[v1.CreateDaResponse], error) {
