@@ -83,12 +83,15 @@ func newLabWith(t testing.TB, db *store.DB, dns, cns int, o labOptions) *lab {
 		l.nodes[n.name] = n
 		l.up(n.name)
 		lis := &vdav1.NvmfListener{Trtype: "tcp", Adrfam: "ipv4", Traddr: "127.0.0.1", Trsvcid: fmt.Sprint(4420 + i)}
+		// Hash codes spread evenly, so that monitors sharing the nodes
+		// each get some.
+		hash := uint32(i * store.HashSpace / len(fakes))
 		if n.cn {
-			_, err = svc.CreateCn(ctx, connect.NewRequest(&vdav1.CreateCnRequest{Name: n.name, AgentAddress: n.addr, Listener: lis, Location: n.name}))
+			_, err = svc.CreateCn(ctx, connect.NewRequest(&vdav1.CreateCnRequest{Name: n.name, AgentAddress: n.addr, Listener: lis, Location: n.name, HashCode: &hash}))
 			require.NoError(t, err)
 			continue
 		}
-		_, err = svc.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{Name: n.name, AgentAddress: n.addr, Listener: lis, Location: n.name}))
+		_, err = svc.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{Name: n.name, AgentAddress: n.addr, Listener: lis, Location: n.name, HashCode: &hash}))
 		require.NoError(t, err)
 		_, err = svc.CreatePd(ctx, connect.NewRequest(&vdav1.CreatePdRequest{DnName: n.name, Name: "pd1",
 			Backend: &vdav1.CreatePdRequest_Malloc{Malloc: &vdav1.PdMalloc{Size: o.pdSize}}}))

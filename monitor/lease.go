@@ -174,3 +174,31 @@ func (s *shares) covers(hash uint32, now time.Time) bool {
 	}
 	return false
 }
+
+// release gives up every lease held, for a monitor that stops cleanly:
+// the others take its shards at their next round instead of a TTL later.
+// It is bounded by TTL; a monitor that cannot reach the store leaves its
+// leases to expire.
+func (s *shares) release() {
+	m := s.m
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.TTL)
+	defer cancel()
+	m.mu.Lock()
+	held := make([]int, 0, len(s.held))
+	for shard := range s.held {
+		held = append(held, shard)
+	}
+	s.held = map[int]time.Time{}
+	m.mu.Unlock()
+	err := m.cfg.DB.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+		for _, shard := range held {
+			if err := tx.ReleaseLease(ctx, shard, m.cfg.Name); err != nil {
+				return err
+			}
+		}
+		return tx.RenewMember(ctx, m.cfg.Name, m.cfg.Now())
+	})
+	if err != nil {
+		m.cfg.Logger.Warn("cannot give up monitor leases; they expire on their own", "error", err)
+	}
+}

@@ -27,16 +27,23 @@ func TestSeveralMonitors(t *testing.T) {
 		}
 		for _, count := range []int{2, 3} {
 			t.Run(fmt.Sprintf("monitors=%d", count), func(t *testing.T) {
-				l := newLab(t, freshDB(t, db), 3, 3)
+				dsn := storetest.NewDSN(t, backendFor(t, db.Dialect()))
+				l := newLab(t, openDSN(t, dsn), 3, 3)
 				da := l.createArray()
 				all := l.nodeIDs()
 
 				const ttl = time.Second
 				ms := make([]*monitor.Monitor, count)
 				stops := make([]func(), count)
+				// m1 has a store handle of its own, to crash it: with its
+				// store closed it cannot hand its leases over.
+				m1db := openDSN(t, dsn)
 				for i := range count {
 					ms[i], stops[i] = l.startMonitor(fmt.Sprintf("m%d", i+1), func(c *monitor.Config) {
 						c.Leases = &monitor.LeaseConfig{TTL: ttl, Skew: 100 * time.Millisecond}
+						if i == 0 {
+							c.DB = m1db
+						}
 					})
 				}
 				live := slices.Clone(ms)
@@ -54,14 +61,30 @@ func TestSeveralMonitors(t *testing.T) {
 					return coverage(live, all)
 				})
 
-				// m1 dies: its shards pass to the others within a lease.
+				// m1 crashes: its shards pass to the others once its leases
+				// expire.
+				require.NotEmpty(t, ms[0].Covered(), "m1 must cover nodes for its crash to matter")
+				died := time.Now()
+				require.NoError(t, m1db.Close())
 				stops[0]()
 				mu.Lock()
 				live = live[1:]
 				mu.Unlock()
-				died := time.Now()
 				eventually(t, 10*time.Second, func() error { return coverage(live[:len(live):len(live)], all) })
-				assert.Less(t, time.Since(died), 3*ttl, "share taken over within a lease period or so")
+				took := time.Since(died)
+				assert.Less(t, took, 3*ttl, "share taken over within a lease period or so")
+				assert.Greater(t, took, ttl/2, "a crashed monitor's leases run until they expire")
+
+				if count == 3 {
+					// m2 stops cleanly: it hands its shards over at once.
+					stops[1]()
+					mu.Lock()
+					live = live[1:]
+					mu.Unlock()
+					stopped := time.Now()
+					eventually(t, 10*time.Second, func() error { return coverage(live[:len(live):len(live)], all) })
+					assert.Less(t, time.Since(stopped), ttl, "a clean stop hands over before the leases expire")
+				}
 
 				// A cn holding a primary dies: one failover, not one per
 				// monitor.
@@ -150,13 +173,10 @@ func (l *lab) nodeIDs() []string {
 	return out
 }
 
-// freshDB opens a new, empty store on db's backend.
-func freshDB(t *testing.T, db *store.DB) *store.DB {
-	for _, b := range storetest.Backends() {
-		if b.Dialect == db.Dialect() {
-			return storetest.Open(t, b)
-		}
-	}
-	t.Fatalf("no backend %s", db.Dialect())
-	return nil
+// openDSN opens a store handle on dsn until the test ends.
+func openDSN(t *testing.T, dsn string) *store.DB {
+	db, err := store.Open(t.Context(), store.Config{DSN: dsn, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }

@@ -97,7 +97,7 @@ func BenchmarkMonitorLoad(b *testing.B) {
 	dnIDs, pdIDs, cnIDs := make([]vda.DNID, dns), make([]vda.PDID, dns), make([]vda.CNID, cns)
 	require.NoError(b, db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
 		for i := range dns {
-			dn := store.DN{NodeSpec: loadNode(fmt.Sprintf("dn%d", i), addr(i), uint32(i)*(1<<32/(dns+cns)))}
+			dn := store.DN{NodeSpec: loadNode(fmt.Sprintf("dn%d", i), addr(i), uint32(i*store.HashSpace/(dns+cns)))}
 			if err := tx.InsertDN(ctx, &dn); err != nil {
 				return err
 			}
@@ -108,7 +108,7 @@ func BenchmarkMonitorLoad(b *testing.B) {
 			dnIDs[i], pdIDs[i] = dn.ID, pd.ID
 		}
 		for i := range cns {
-			cn := store.CN{NodeSpec: loadNode(fmt.Sprintf("cn%d", i), addr(dns+i), uint32(dns+i)*(1<<32/(dns+cns)))}
+			cn := store.CN{NodeSpec: loadNode(fmt.Sprintf("cn%d", i), addr(dns+i), uint32((dns+i)*store.HashSpace/(dns+cns)))}
 			if err := tx.InsertCN(ctx, &cn); err != nil {
 				return err
 			}

@@ -164,8 +164,13 @@ func New(cfg Config) (*Monitor, error) {
 }
 
 // Run monitors until ctx ends, then waits for the calls in flight (which
-// ctx cancels) and returns nil.
+// ctx cancels), gives up its leases, and returns nil.
 func (m *Monitor) Run(ctx context.Context) error {
+	if m.shares != nil {
+		// Last, once the calls in flight ended: hand the shards over at
+		// once rather than when their leases expire.
+		defer m.shares.release()
+	}
 	defer m.wg.Wait()
 	t := time.NewTicker(m.cfg.Period)
 	defer t.Stop()

@@ -22,7 +22,7 @@ import (
 const (
 	maxLocationLen = 255
 	maxPathLen     = 4096
-	maxHashCode    = 65535
+	maxHashCode    = store.HashSpace - 1
 )
 
 var pcieRE = regexp.MustCompile(`^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)

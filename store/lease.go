@@ -10,15 +10,19 @@ import (
 	"github.com/virtual-disk-array/vda"
 )
 
+// HashSpace bounds node hash codes: they are in [0, HashSpace). The portal
+// refuses larger ones and derives a node's default from its name.
+const HashSpace = 1 << 16
+
 // LeaseShards is how many shards the node hash space is cut into for
-// monitors to hold: shard i covers hash codes [i·2³²/LeaseShards,
-// (i+1)·2³²/LeaseShards). Enough for dozens of monitors to share the work
-// evenly; few enough that a monitor renews them all in one round.
+// monitors to hold: shard i covers hash codes [i·HashSpace/LeaseShards,
+// (i+1)·HashSpace/LeaseShards). Enough for dozens of monitors to share the
+// work evenly; few enough that a monitor renews them all in one round.
 const LeaseShards = 64
 
 // ShardRange is the hash codes shard i covers: [lo, hi).
 func ShardRange(i int) (lo, hi uint64) {
-	const span = (1 << 32) / LeaseShards
+	const span = HashSpace / LeaseShards
 	return uint64(i) * span, uint64(i+1) * span
 }
 

@@ -15,7 +15,7 @@ func TestShardRanges(t *testing.T) {
 	lo, _ := store.ShardRange(0)
 	_, hi := store.ShardRange(store.LeaseShards - 1)
 	assert.Zero(t, lo)
-	assert.Equal(t, uint64(1)<<32, hi, "the shards cover every uint32 hash code")
+	assert.Equal(t, uint64(store.HashSpace), hi, "the shards cover every hash code")
 	for i := 1; i < store.LeaseShards; i++ {
 		_, prevHi := store.ShardRange(i - 1)
 		lo, _ := store.ShardRange(i)
