@@ -275,3 +275,99 @@ func TestManualChangePrimary(t *testing.T) {
 		assert.Equal(t, vdav1.CntlrRole_CNTLR_ROLE_SECONDARY, roleOf(l.da("da1"), old.GetId()))
 	})
 }
+
+// TestFailoverRepointsEverySecondary: an array of three controllers loses
+// its primary's cn: one secondary becomes primary and the other re-points
+// to it; no spare cn exists, so the dead one's controller stays.
+func TestFailoverRepointsEverySecondary(t *testing.T) {
+	l := newLab(t, storetest.Open(t, backendFor(t, store.SQLite)), 2, 3)
+	ctx := context.Background()
+	_, err := l.svc.CreateDa(ctx, connect.NewRequest(&vdav1.CreateDaRequest{
+		Name: "da1", Size: 64 << 20, Raid: &vdav1.CreateDaRequest_Raid0{Raid0: &vdav1.Raid0{VdCount: 2}}, CntlrCount: 3,
+	}))
+	require.NoError(t, err)
+	da := l.da("da1")
+	require.Equal(t, vdav1.Health_HEALTH_OK, da.GetHealth(), "%v", da)
+	old := primaryOf(da)
+	l.monitor("m1")
+	l.kill(old.GetCnName())
+
+	nqn := vda.ArrayNQN(vda.DAID(da.GetId()))
+	eventually(t, 10*time.Second, func() error {
+		now := l.da("da1")
+		p := primaryOf(now)
+		if p.GetId() == old.GetId() {
+			return notYet("not failed over")
+		}
+		if err := l.fencedTo(now, p.GetId()); err != nil {
+			return err
+		}
+		for _, c := range now.GetCntlrs() {
+			if c.GetId() == old.GetId() || c.GetId() == p.GetId() {
+				continue
+			}
+			s, err := l.subsystem(c.GetCnName(), nqn)
+			if err != nil {
+				return err
+			}
+			if want := vda.PrimaryCtrlrName(vda.CntlrID(p.GetId())) + "n1"; nsBdev(s) != want {
+				return notYet("secondary %s exports %q, want %q", c.GetId(), nsBdev(s), want)
+			}
+			if err := l.converged(c.GetCnName()); err != nil {
+				return err
+			}
+		}
+		s, err := l.subsystem(p.GetCnName(), nqn)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(hostsOf(s), vda.CntlrHostNQN(vda.CntlrID(old.GetId()))) {
+			return notYet("the new primary does not allow the old one as its secondary: %v", hostsOf(s))
+		}
+		return nil
+	})
+	assert.Len(t, l.da("da1").GetCntlrs(), 3)
+}
+
+// TestFailoverRehomes: with a spare cn, the dead cn's controller moves
+// there and serves as a secondary of the promoted one: the array is back
+// to two healthy controllers.
+func TestFailoverRehomes(t *testing.T) {
+	l := newLab(t, storetest.Open(t, backendFor(t, store.SQLite)), 2, 3)
+	da := l.createArray()
+	old := primaryOf(da)
+	used := map[string]bool{}
+	for _, c := range da.GetCntlrs() {
+		used[c.GetCnName()] = true
+	}
+	spare := ""
+	for _, n := range []string{"cn1", "cn2", "cn3"} {
+		if !used[n] {
+			spare = n
+		}
+	}
+	l.monitor("m1")
+	l.kill(old.GetCnName())
+	nqn := vda.ArrayNQN(vda.DAID(da.GetId()))
+	eventually(t, 10*time.Second, func() error {
+		now := l.da("da1")
+		p := primaryOf(now)
+		if p.GetId() == old.GetId() {
+			return notYet("not failed over")
+		}
+		for _, c := range now.GetCntlrs() {
+			if c.GetId() == old.GetId() && c.GetCnName() != spare {
+				return notYet("old primary on %s, not re-homed to %s", c.GetCnName(), spare)
+			}
+		}
+		s, err := l.subsystem(spare, nqn)
+		if err != nil {
+			return err
+		}
+		if want := vda.PrimaryCtrlrName(vda.CntlrID(p.GetId())) + "n1"; nsBdev(s) != want {
+			return notYet("re-homed secondary exports %q, want %q", nsBdev(s), want)
+		}
+		return l.converged(spare)
+	})
+	assert.Equal(t, vdav1.CntlrRole_CNTLR_ROLE_SECONDARY, roleOf(l.da("da1"), old.GetId()))
+}
