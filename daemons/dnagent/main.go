@@ -6,12 +6,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -32,12 +28,7 @@ type cli struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "vda-dnagent:", err)
-		os.Exit(1)
-	}
+	daemon.Main("vda-dnagent", run)
 }
 
 // run serves until ctx ends.
@@ -48,13 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // serve is run; ready, if not nil, receives the bound address.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
 	var c cli
-	exited := false // --help and --version print, then "exit"
-	parser, err := kong.New(&c, kong.Name("vda-dnagent"), kong.Description("The VDA disk node agent: reconciles the node's SPDK application."),
-		kong.Vars{"version": version}, kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
-	if err != nil {
-		return err
-	}
-	if _, err := parser.Parse(args); err != nil || exited {
+	if done, err := daemon.Parse(&c, "vda-dnagent", "The VDA disk node agent: reconciles the node's SPDK application.", version, args, stdout, stderr); done || err != nil {
 		return err
 	}
 	log := c.Logger(stderr)

@@ -13,10 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -106,12 +103,7 @@ func isSQLite(dsn string) bool {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "vda-monitor:", err)
-		os.Exit(1)
-	}
+	daemon.Main("vda-monitor", run)
 }
 
 // run monitors until ctx ends.
@@ -122,13 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // serve is run; ready, if not nil, receives the bound address.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
 	var c cli
-	exited := false // --help and --version print, then "exit"
-	parser, err := kong.New(&c, kong.Name("vda-monitor"), kong.Description("The VDA monitor: heartbeats, certain delivery of desired state, and failover."),
-		kong.Vars{"version": version}, kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
-	if err != nil {
-		return err
-	}
-	if _, err := parser.Parse(args); err != nil || exited {
+	if done, err := daemon.Parse(&c, "vda-monitor", "The VDA monitor: heartbeats, certain delivery of desired state, and failover.", version, args, stdout, stderr); done || err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {

@@ -1,22 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
 )
 
 // TestHelpAndVersion: --help and --version print and return nil, without
@@ -88,41 +86,16 @@ var roundsRe = regexp.MustCompile(`(?m)^vda_monitor_rounds_total (\S+)$`)
 // store: it serves /metrics (its own and the Go runtime's) and /healthz,
 // 404 elsewhere, and returns nil when its context ends.
 func TestServeMetricsAndShutdown(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	var logs bytes.Buffer // read once serve has returned
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
-	go func() {
-		done <- serve(ctx, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--period", "50ms", "--name", "m1", "--log-format", "json"}, io.Discard, &logs, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("serve ended early: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve never became ready")
-	}
-	base := "http://" + addr
+	addr, stop := daemontest.Serve(t, serve, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--period", "50ms", "--name", "m1", "--log-format", "json"})
 
-	get := func(path string) (int, string) {
-		resp, err := http.Get(base + path)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, string(body)
-	}
-	code, body := get("/metrics")
-	assert.Equal(t, http.StatusOK, code)
+	body := daemontest.Metrics(t, addr)
 	assert.Contains(t, body, "vda_monitor_rounds_total")
 	assert.Contains(t, body, "go_goroutines")
 	assert.Contains(t, body, "process_resident_memory_bytes")
 	// The rounds run, one a period.
 	assert.Eventually(t, func() bool {
-		_, body := get("/metrics")
+		_, body := daemontest.Get(t, addr, "/metrics")
 		m := roundsRe.FindStringSubmatch(body)
 		if m == nil {
 			return false
@@ -131,60 +104,23 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 		return err == nil && n >= 3
 	}, 10*time.Second, 50*time.Millisecond)
 
-	code, body = get("/healthz")
+	code, body := daemontest.Get(t, addr, "/healthz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "ok\n", body)
-	code, _ = get("/vda.v1.PortalService/GetDa")
+	code, _ = daemontest.Get(t, addr, "/vda.v1.PortalService/GetDa")
 	assert.Equal(t, http.StatusNotFound, code)
 
-	cancel()
-	select {
-	case err := <-done:
-		assert.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("serve did not stop")
-	}
-	assert.Contains(t, logs.String(), `"msg":"monitor serving"`)
-	assert.Contains(t, logs.String(), `"name":"m1"`)
-	assert.Contains(t, logs.String(), `"msg":"monitor stopped"`)
+	logs, err := stop(5 * time.Second)
+	assert.NoError(t, err)
+	assert.Contains(t, logs, `"msg":"monitor serving"`)
+	assert.Contains(t, logs, `"name":"m1"`)
+	assert.Contains(t, logs, `"msg":"monitor stopped"`)
 }
 
 // TestSIGTERM runs the real binary and stops it the way a service manager
 // does.
 func TestSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vda-monitor")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--dsn", "sqlite:"+filepath.Join(dir, "vda.db"), "--log-format", "json")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	lines := bufio.NewScanner(stderr)
-	serving := false
-	for lines.Scan() {
-		if strings.Contains(lines.Text(), `"msg":"monitor serving"`) {
-			serving = true
-			break
-		}
-	}
-	require.True(t, serving, "the monitor never said it was serving")
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	var rest strings.Builder
-	for lines.Scan() {
-		rest.WriteString(lines.Text() + "\n")
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		assert.NoError(t, err, "exit status after SIGTERM")
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("the monitor did not exit after SIGTERM")
-	}
-	assert.Contains(t, rest.String(), `"msg":"monitor stopped"`)
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
+	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--log-format", "json"},
+		`"msg":"monitor serving"`, `"msg":"monitor stopped"`)
 }

@@ -5,13 +5,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -37,12 +33,7 @@ type cli struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "vda-portal:", err)
-		os.Exit(1)
-	}
+	daemon.Main("vda-portal", run)
 }
 
 // run serves until ctx ends. ready, if not nil, receives the bound address.
@@ -52,13 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
 	var c cli
-	exited := false // --help and --version print, then "exit"
-	parser, err := kong.New(&c, kong.Name("vda-portal"), kong.Description("The VDA portal: the cluster's API server."),
-		kong.Vars{"version": version}, kong.Writers(stdout, stderr), kong.Exit(func(int) { exited = true }))
-	if err != nil {
-		return err
-	}
-	if _, err := parser.Parse(args); err != nil || exited {
+	if done, err := daemon.Parse(&c, "vda-portal", "The VDA portal: the cluster's API server.", version, args, stdout, stderr); done || err != nil {
 		return err
 	}
 	log := c.Logger(stderr)

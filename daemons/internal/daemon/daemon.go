@@ -1,8 +1,9 @@
-// Package daemon holds what every VDA daemon's main shares: the logging
-// flags and the logger they build (tint for a person at a terminal, JSON for
-// machines), the metrics registry with the standard Go and process
-// collectors, and Serve, which serves a daemon's API and metrics beside its
-// background work.
+// Package daemon holds what every VDA daemon's main shares: Main, the
+// process's entry with signal handling, and Parse, the kong command line
+// with --help and --version; the logging flags and the logger they build
+// (tint for a person at a terminal, JSON for machines); the metrics registry
+// with the standard Go and process collectors; and Serve, which serves a
+// daemon's API and metrics beside its background work.
 package daemon
 
 import (
