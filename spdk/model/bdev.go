@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,9 +25,14 @@ type bdev struct {
 	// first enable on a bdev without I/O channels.
 	qosStuck bool
 	// gone is set once the bdev is unregistered, to stop cascades from
-	// coming back to it.
+	// coming back to it; dead too, for the data path, which reads it
+	// without the target's lock.
 	gone bool
+	dead atomic.Bool
 	seq  uint64
+	// t is the target the bdev is registered on.
+	t     *Target
+	stats ioStats
 }
 
 // bdevModule is the part of a bdev that depends on the module owning it.
@@ -86,7 +92,7 @@ func (t *Target) register(b *bdev) error {
 		}
 	}
 	t.seq++
-	b.seq = t.seq
+	b.seq, b.t = t.seq, t
 	t.bdevs = append(t.bdevs, b)
 	for _, k := range keys {
 		t.names[k] = b
@@ -125,6 +131,7 @@ func (t *Target) unregister(b *bdev) {
 		return
 	}
 	b.gone = true
+	b.dead.Store(true)
 	if c := b.claim; c != nil {
 		b.claim = nil
 		c.holder.hotRemove(t, b)
@@ -432,8 +439,8 @@ type bdevStatsJSON struct {
 	IOError              struct{} `json:"io_error"`
 }
 
-// bdevGetIostat: bdev_get_iostat {names?, per_channel?, reset_mode?}. The
-// model does no I/O, so every counter is zero.
+// bdevGetIostat: bdev_get_iostat {names?, per_channel?, reset_mode?}: the
+// counters of the I/O each bdev served (see io.go).
 func bdevGetIostat(_ context.Context, t *Target, r *request) (any, error) {
 	var p struct {
 		Names      []string `json:"names"`
@@ -464,7 +471,15 @@ func bdevGetIostat(_ context.Context, t *Target, r *request) (any, error) {
 	}
 	out := iostatJSON{TickRate: tickRate, Ticks: ticks, Bdevs: []bdevStatsJSON{}}
 	for _, b := range sel {
-		out.Bdevs = append(out.Bdevs, bdevStatsJSON{Name: b.name})
+		s := &b.stats
+		out.Bdevs = append(out.Bdevs, bdevStatsJSON{Name: b.name,
+			BytesRead: s.bytesRead.Load(), NumReadOps: s.readOps.Load(),
+			BytesWritten: s.bytesWritten.Load(), NumWriteOps: s.writeOps.Load(),
+			BytesUnmapped: s.bytesUnmapped.Load(), NumUnmapOps: s.unmapOps.Load(),
+			ReadLatencyTicks: s.readTicks.Load(), MaxReadLatencyTicks: s.maxReadTicks.Load(), MinReadLatencyTicks: s.minRead.Load(),
+			WriteLatencyTicks: s.writeTicks.Load(), MaxWriteLatencyTicks: s.maxWriteTicks.Load(), MinWriteLatencyTicks: s.minWrite.Load(),
+			UnmapLatencyTicks: s.unmapTicks.Load(), MaxUnmapLatencyTicks: s.maxUnmapTicks.Load(), MinUnmapLatencyTicks: s.minUnmap.Load(),
+		})
 	}
 	return out, nil
 }

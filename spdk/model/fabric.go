@@ -111,6 +111,9 @@ type remoteNamespace struct {
 	blockSize uint32
 	numBlocks uint64
 	anaState  string // "" without ANA reporting
+	// dev is the namespace's data path on the target: the initiator's
+	// I/O goes there while the link is up.
+	dev *Dev
 }
 
 // close cuts the connection; both sides then see it closed.

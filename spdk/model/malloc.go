@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 )
 
 // The base bdev modules: malloc (RAM), null (discards writes) and aio (a
@@ -13,6 +14,9 @@ import (
 // baseDisk is the module of a malloc or null bdev.
 type baseDisk struct {
 	null bool
+	// mem holds a malloc bdev's data, made on first use (io.go).
+	memOnce sync.Once
+	mem     *memStore
 }
 
 func (d *baseDisk) moduleName() string {

@@ -272,6 +272,9 @@ func (s *subsystem) viewFor(c *nvmfCtrlr) remoteView {
 	for _, ns := range s.namespaces {
 		rn := remoteNamespace{nsid: ns.nsid, nguid: ns.nguid, uuid: ns.uuid, blockSize: ns.b.blockSize,
 			numBlocks: ns.b.numBlocks}
+		if dp := ns.b.dataPath(); dp != nil {
+			rn.dev = &Dev{b: ns.b, dp: dp}
+		}
 		if s.anaReporting && int(ns.anagrpid) <= len(c.listener.ana) {
 			rn.anaState = c.listener.ana[ns.anagrpid-1]
 		}

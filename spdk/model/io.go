@@ -1,0 +1,432 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The data path. The model began as SPDK's object graph without data; the
+// embedded data plane grows it here: each bdev module moves real bytes
+// (malloc in memory, raid0 over its members, an NVMe namespace through the
+// fabric to the remote bdev), counts them for bdev_get_iostat, and stops
+// when the bdev goes. The control plane's lock (Target.mu) is not taken
+// per I/O but by the NVMe path, which must pick a live connection.
+
+// Errors of the data path. An NVMe/TCP target maps them to NVMe status
+// codes; callers branch on them with errors.Is.
+var (
+	// ErrNoBdev: the bdev does not exist or was deleted.
+	ErrNoBdev = errors.New("model: no such bdev")
+	// ErrRange: the I/O is not inside the bdev or not block-aligned.
+	ErrRange = errors.New("model: I/O out of range or misaligned")
+	// ErrPathDown: a bdev below (an NVMe path, a raid member) is gone;
+	// the I/O failed and may be retried elsewhere.
+	ErrPathDown = errors.New("model: I/O path down")
+	// ErrUnsupported: the bdev's module does not move data yet.
+	ErrUnsupported = errors.New("model: the module has no data path")
+)
+
+// dataPath is what a module does with I/O on its bdev. Offsets and
+// lengths are in bytes, already checked against the bdev and aligned to
+// its block size.
+type dataPath interface {
+	read(ctx context.Context, p []byte, off uint64) error
+	write(ctx context.Context, p []byte, off uint64) error
+	flush(ctx context.Context) error
+	unmap(ctx context.Context, off, n uint64) error
+	writeZeroes(ctx context.Context, off, n uint64) error
+}
+
+// ioStats are a bdev's counters for bdev_get_iostat.
+type ioStats struct {
+	bytesRead, readOps       atomic.Uint64
+	bytesWritten, writeOps   atomic.Uint64
+	bytesUnmapped, unmapOps  atomic.Uint64
+	readTicks, writeTicks    atomic.Uint64
+	unmapTicks               atomic.Uint64
+	maxReadTicks, minRead    atomic.Uint64
+	maxWriteTicks, minWrite  atomic.Uint64
+	maxUnmapTicks, minUnmap  atomic.Uint64
+	readErrors, writeErrors  atomic.Uint64
+}
+
+// observe folds one I/O of d into total, max and min (min 0: none yet).
+func observe(total, maxT, minT *atomic.Uint64, d time.Duration) {
+	ticks := uint64(d.Seconds() * tickRate)
+	total.Add(ticks)
+	for {
+		m := maxT.Load()
+		if ticks <= m || maxT.CompareAndSwap(m, ticks) {
+			break
+		}
+	}
+	for {
+		m := minT.Load()
+		if (m != 0 && ticks >= m) || minT.CompareAndSwap(m, max(ticks, 1)) {
+			break
+		}
+	}
+}
+
+// Dev is the data path of one bdev, for an NVMe/TCP target's namespace or
+// a test: it stays bound to the bdev it was opened on, and fails with
+// ErrNoBdev once that bdev is deleted, even if another takes its name.
+type Dev struct {
+	b  *bdev
+	dp dataPath
+}
+
+// Open returns the data path of the bdev called name (a name, uuid or
+// alias).
+func (t *Target) Open(name string) (*Dev, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.lookup(name)
+	if b == nil {
+		return nil, fmt.Errorf("open bdev %s: %w", name, ErrNoBdev)
+	}
+	dp := b.dataPath()
+	if dp == nil {
+		return nil, fmt.Errorf("open bdev %s (%s): %w", name, b.module.moduleName(), ErrUnsupported)
+	}
+	return &Dev{b: b, dp: dp}, nil
+}
+
+// BlockSize is the bdev's block size in bytes.
+func (d *Dev) BlockSize() uint32 { return d.b.blockSize }
+
+// Size is the bdev's size in bytes.
+func (d *Dev) Size() uint64 { return uint64(d.b.blockSize) * d.b.numBlocks }
+
+// check validates an I/O of n bytes at off.
+func (d *Dev) check(off, n uint64) error {
+	if d.b.dead.Load() {
+		return fmt.Errorf("bdev %s: %w", d.b.name, ErrNoBdev)
+	}
+	bs := uint64(d.b.blockSize)
+	if off%bs != 0 || n%bs != 0 || off > d.Size() || n > d.Size()-off {
+		return fmt.Errorf("bdev %s: %d bytes at %d of %d (block %d): %w", d.b.name, n, off, d.Size(), bs, ErrRange)
+	}
+	return nil
+}
+
+// ReadAt reads len(p) bytes at off.
+func (d *Dev) ReadAt(ctx context.Context, p []byte, off uint64) error {
+	if err := d.check(off, uint64(len(p))); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := d.dp.read(ctx, p, off)
+	s := &d.b.stats
+	if err != nil {
+		s.readErrors.Add(1)
+		return err
+	}
+	s.bytesRead.Add(uint64(len(p)))
+	s.readOps.Add(1)
+	observe(&s.readTicks, &s.maxReadTicks, &s.minRead, time.Since(start))
+	return nil
+}
+
+// WriteAt writes p at off.
+func (d *Dev) WriteAt(ctx context.Context, p []byte, off uint64) error {
+	if err := d.check(off, uint64(len(p))); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := d.dp.write(ctx, p, off)
+	s := &d.b.stats
+	if err != nil {
+		s.writeErrors.Add(1)
+		return err
+	}
+	s.bytesWritten.Add(uint64(len(p)))
+	s.writeOps.Add(1)
+	observe(&s.writeTicks, &s.maxWriteTicks, &s.minWrite, time.Since(start))
+	return nil
+}
+
+// Flush makes the writes done so far durable.
+func (d *Dev) Flush(ctx context.Context) error {
+	if err := d.check(0, 0); err != nil {
+		return err
+	}
+	return d.dp.flush(ctx)
+}
+
+// Unmap deallocates n bytes at off: they read back as zeroes.
+func (d *Dev) Unmap(ctx context.Context, off, n uint64) error {
+	if err := d.check(off, n); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := d.dp.unmap(ctx, off, n); err != nil {
+		return err
+	}
+	s := &d.b.stats
+	s.bytesUnmapped.Add(n)
+	s.unmapOps.Add(1)
+	observe(&s.unmapTicks, &s.maxUnmapTicks, &s.minUnmap, time.Since(start))
+	return nil
+}
+
+// WriteZeroes writes n zero bytes at off.
+func (d *Dev) WriteZeroes(ctx context.Context, off, n uint64) error {
+	if err := d.check(off, n); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := d.dp.writeZeroes(ctx, off, n); err != nil {
+		return err
+	}
+	s := &d.b.stats
+	s.bytesWritten.Add(n)
+	s.writeOps.Add(1)
+	observe(&s.writeTicks, &s.maxWriteTicks, &s.minWrite, time.Since(start))
+	return nil
+}
+
+// dataPath returns the module's data path for b, nil if it has none;
+// the lock of b's target is held.
+func (b *bdev) dataPath() dataPath {
+	switch m := b.module.(type) {
+	case *baseDisk:
+		if m.null {
+			return nullData{}
+		}
+		return m.memory(uint64(b.blockSize) * b.numBlocks)
+	case *raid:
+		return m.data()
+	case *nvmeNs:
+		return &nsData{t: b.t, ns: m}
+	}
+	return nil
+}
+
+// memChunk is the unit a malloc bdev's memory is allocated in, on first
+// write: a large malloc bdev that is little written costs little.
+const memChunk = 1 << 20
+
+// memStore is a malloc bdev's memory.
+type memStore struct {
+	size   uint64
+	mu     sync.RWMutex
+	chunks [][]byte // nil: all zeroes
+}
+
+func (d *baseDisk) memory(size uint64) *memStore {
+	d.memOnce.Do(func() {
+		d.mem = &memStore{size: size, chunks: make([][]byte, (size+memChunk-1)/memChunk)}
+	})
+	return d.mem
+}
+
+// span calls f for each chunk piece of [off, off+n).
+func span(off, n uint64, f func(chunk int, at uint64, from, to uint64)) {
+	for done := uint64(0); done < n; {
+		c := (off + done) / memChunk
+		at := (off + done) % memChunk
+		k := min(memChunk-at, n-done)
+		f(int(c), at, done, done+k)
+		done += k
+	}
+}
+
+func (m *memStore) read(_ context.Context, p []byte, off uint64) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	span(off, uint64(len(p)), func(c int, at, from, to uint64) {
+		if ch := m.chunks[c]; ch != nil {
+			copy(p[from:to], ch[at:])
+		} else {
+			clear(p[from:to])
+		}
+	})
+	return nil
+}
+
+func (m *memStore) write(_ context.Context, p []byte, off uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	span(off, uint64(len(p)), func(c int, at, from, to uint64) {
+		if m.chunks[c] == nil {
+			m.chunks[c] = make([]byte, min(memChunk, m.size-uint64(c)*memChunk))
+		}
+		copy(m.chunks[c][at:], p[from:to])
+	})
+	return nil
+}
+
+func (m *memStore) flush(context.Context) error { return nil }
+
+func (m *memStore) unmap(_ context.Context, off, n uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	span(off, n, func(c int, at, from, to uint64) {
+		ch := m.chunks[c]
+		switch {
+		case ch == nil:
+		case at == 0 && to-from == uint64(len(ch)):
+			m.chunks[c] = nil // a whole chunk: give the memory back
+		default:
+			clear(ch[at : at+to-from])
+		}
+	})
+	return nil
+}
+
+func (m *memStore) writeZeroes(ctx context.Context, off, n uint64) error { return m.unmap(ctx, off, n) }
+
+// nullData is a null bdev's: writes vanish, reads are zeroes.
+type nullData struct{}
+
+func (nullData) read(_ context.Context, p []byte, _ uint64) error { clear(p); return nil }
+func (nullData) write(context.Context, []byte, uint64) error      { return nil }
+func (nullData) flush(context.Context) error                      { return nil }
+func (nullData) unmap(context.Context, uint64, uint64) error      { return nil }
+func (nullData) writeZeroes(context.Context, uint64, uint64) error {
+	return nil
+}
+
+// raidData stripes I/O over an online raid0's members: strip k of the
+// raid is strip k/n of member k%n.
+type raidData struct {
+	members []*Dev
+	strip   uint64 // bytes
+}
+
+// data builds the raid's data path from its members; nil unless the raid
+// is an online raid0.
+func (r *raid) data() dataPath {
+	if r.state != raidOnline || r.level != "raid0" {
+		return nil
+	}
+	rd := &raidData{strip: uint64(r.stripKB) * 1024}
+	for _, s := range r.slots {
+		if s.b == nil {
+			return nil
+		}
+		dp := s.b.dataPath()
+		if dp == nil {
+			return nil
+		}
+		rd.members = append(rd.members, &Dev{b: s.b, dp: dp})
+	}
+	return rd
+}
+
+// split calls f for each member piece of [off, off+n).
+func (rd *raidData) split(off, n uint64, f func(m *Dev, moff, from, to uint64) error) error {
+	nm := uint64(len(rd.members))
+	for done := uint64(0); done < n; {
+		pos := off + done
+		strip, in := pos/rd.strip, pos%rd.strip
+		k := min(rd.strip-in, n-done)
+		m := rd.members[strip%nm]
+		if err := f(m, (strip/nm)*rd.strip+in, done, done+k); err != nil {
+			if errors.Is(err, ErrNoBdev) {
+				return fmt.Errorf("raid member %s: %w", m.b.name, ErrPathDown)
+			}
+			return err
+		}
+		done += k
+	}
+	return nil
+}
+
+func (rd *raidData) read(ctx context.Context, p []byte, off uint64) error {
+	return rd.split(off, uint64(len(p)), func(m *Dev, moff, from, to uint64) error { return m.ReadAt(ctx, p[from:to], moff) })
+}
+
+func (rd *raidData) write(ctx context.Context, p []byte, off uint64) error {
+	return rd.split(off, uint64(len(p)), func(m *Dev, moff, from, to uint64) error { return m.WriteAt(ctx, p[from:to], moff) })
+}
+
+func (rd *raidData) flush(ctx context.Context) error {
+	for _, m := range rd.members {
+		if err := m.Flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rd *raidData) unmap(ctx context.Context, off, n uint64) error {
+	return rd.split(off, n, func(m *Dev, moff, from, to uint64) error { return m.Unmap(ctx, moff, to-from) })
+}
+
+func (rd *raidData) writeZeroes(ctx context.Context, off, n uint64) error {
+	return rd.split(off, n, func(m *Dev, moff, from, to uint64) error { return m.WriteZeroes(ctx, moff, to-from) })
+}
+
+// nsData sends I/O of an NVMe namespace bdev through a live path of its
+// controller to the remote namespace's bdev, as the NVMe-oF initiator
+// does. A path that is down, a host removed from the subsystem (the link
+// is cut) or a namespace gone fails the I/O with ErrPathDown: that is the
+// fence, seen from the data.
+type nsData struct {
+	t  *Target
+	ns *nvmeNs
+}
+
+// remote picks the remote bdev through the first live path.
+func (d *nsData) remote() (*Dev, error) {
+	d.t.mu.Lock()
+	var l *link
+	for _, p := range d.ns.ctrlr.paths {
+		if p.link != nil && !p.link.isClosed() {
+			l = p.link
+			break
+		}
+	}
+	d.t.mu.Unlock()
+	if l == nil {
+		return nil, fmt.Errorf("controller %s: no live path: %w", d.ns.ctrlr.name, ErrPathDown)
+	}
+	view, up, _ := l.snapshot()
+	if !up {
+		return nil, fmt.Errorf("controller %s: connection closed: %w", d.ns.ctrlr.name, ErrPathDown)
+	}
+	for _, rn := range view.namespaces {
+		if rn.nsid == d.ns.nsid && rn.dev != nil {
+			return rn.dev, nil
+		}
+	}
+	return nil, fmt.Errorf("controller %s: namespace %d gone: %w", d.ns.ctrlr.name, d.ns.nsid, ErrPathDown)
+}
+
+func (d *nsData) do(f func(r *Dev) error) error {
+	r, err := d.remote()
+	if err != nil {
+		return err
+	}
+	if err := f(r); err != nil {
+		if errors.Is(err, ErrNoBdev) {
+			return fmt.Errorf("remote %w", ErrPathDown)
+		}
+		return err
+	}
+	return nil
+}
+
+func (d *nsData) read(ctx context.Context, p []byte, off uint64) error {
+	return d.do(func(r *Dev) error { return r.ReadAt(ctx, p, off) })
+}
+
+func (d *nsData) write(ctx context.Context, p []byte, off uint64) error {
+	return d.do(func(r *Dev) error { return r.WriteAt(ctx, p, off) })
+}
+
+func (d *nsData) flush(ctx context.Context) error { return d.do(func(r *Dev) error { return r.Flush(ctx) }) }
+
+func (d *nsData) unmap(ctx context.Context, off, n uint64) error {
+	return d.do(func(r *Dev) error { return r.Unmap(ctx, off, n) })
+}
+
+func (d *nsData) writeZeroes(ctx context.Context, off, n uint64) error {
+	return d.do(func(r *Dev) error { return r.WriteZeroes(ctx, off, n) })
+}
