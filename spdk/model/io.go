@@ -43,15 +43,15 @@ type dataPath interface {
 
 // ioStats are a bdev's counters for bdev_get_iostat.
 type ioStats struct {
-	bytesRead, readOps       atomic.Uint64
-	bytesWritten, writeOps   atomic.Uint64
-	bytesUnmapped, unmapOps  atomic.Uint64
-	readTicks, writeTicks    atomic.Uint64
-	unmapTicks               atomic.Uint64
-	maxReadTicks, minRead    atomic.Uint64
-	maxWriteTicks, minWrite  atomic.Uint64
-	maxUnmapTicks, minUnmap  atomic.Uint64
-	readErrors, writeErrors  atomic.Uint64
+	bytesRead, readOps      atomic.Uint64
+	bytesWritten, writeOps  atomic.Uint64
+	bytesUnmapped, unmapOps atomic.Uint64
+	readTicks, writeTicks   atomic.Uint64
+	unmapTicks              atomic.Uint64
+	maxReadTicks, minRead   atomic.Uint64
+	maxWriteTicks, minWrite atomic.Uint64
+	maxUnmapTicks, minUnmap atomic.Uint64
+	readErrors, writeErrors atomic.Uint64
 }
 
 // observe folds one I/O of d into total, max and min (min 0: none yet).
@@ -421,7 +421,9 @@ func (d *nsData) write(ctx context.Context, p []byte, off uint64) error {
 	return d.do(func(r *Dev) error { return r.WriteAt(ctx, p, off) })
 }
 
-func (d *nsData) flush(ctx context.Context) error { return d.do(func(r *Dev) error { return r.Flush(ctx) }) }
+func (d *nsData) flush(ctx context.Context) error {
+	return d.do(func(r *Dev) error { return r.Flush(ctx) })
+}
 
 func (d *nsData) unmap(ctx context.Context, off, n uint64) error {
 	return d.do(func(r *Dev) error { return r.Unmap(ctx, off, n) })
