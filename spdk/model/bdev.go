@@ -33,6 +33,8 @@ type bdev struct {
 	// t is the target the bdev is registered on.
 	t     *Target
 	stats ioStats
+	// limiter enforces qos on the data path; nil: unlimited.
+	limiter atomic.Pointer[qosLimiter]
 }
 
 // bdevModule is the part of a bdev that depends on the module owning it.
@@ -394,6 +396,7 @@ func bdevSetQosLimit(_ context.Context, t *Target, r *request) (any, error) {
 		b.qosStuck = true
 	}
 	b.qos = next
+	b.limiter.Store(newQosLimiter(next))
 	return true, nil
 }
 

@@ -119,6 +119,9 @@ func (d *Dev) ReadAt(ctx context.Context, p []byte, off uint64) error {
 	if err := d.check(off, uint64(len(p))); err != nil {
 		return err
 	}
+	if err := d.b.limiter.Load().wait(ctx, uint64(len(p)), false); err != nil {
+		return err
+	}
 	start := time.Now()
 	err := d.dp.read(ctx, p, off)
 	s := &d.b.stats
@@ -135,6 +138,9 @@ func (d *Dev) ReadAt(ctx context.Context, p []byte, off uint64) error {
 // WriteAt writes p at off.
 func (d *Dev) WriteAt(ctx context.Context, p []byte, off uint64) error {
 	if err := d.check(off, uint64(len(p))); err != nil {
+		return err
+	}
+	if err := d.b.limiter.Load().wait(ctx, uint64(len(p)), true); err != nil {
 		return err
 	}
 	start := time.Now()
