@@ -33,6 +33,12 @@ test: ## Run every test with -race (SQLite always; PostgreSQL/MySQL when VDA_TES
 	fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz-short
+
+.PHONY: fuzz-short
+fuzz-short: ## A few seconds of each fuzz target (longer runs by hand: go test -fuzz=FuzzReader -fuzztime=10m ./nvmetcp)
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime 10s ./nvmetcp
+	$(GO) test -run '^$$' -fuzz '^FuzzSQE$$' -fuzztime 5s ./nvmetcp
 
 .PHONY: test-db
 test-db: ## Run the store and portal suites against local PostgreSQL and MariaDB
