@@ -16,6 +16,7 @@ build: ## Build every daemon into .tmp/bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-portal ./daemons/portal
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-dnagent ./daemons/dnagent
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-cnagent ./daemons/cnagent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-dataplane ./daemons/dataplane
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-monitor ./daemons/monitor
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdactl ./daemons/vdactl
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdabench ./daemons/vdabench
@@ -39,6 +40,7 @@ test: ## Run every test with -race (SQLite always; PostgreSQL/MySQL when VDA_TES
 fuzz-short: ## A few seconds of each fuzz target (longer runs by hand: go test -fuzz=FuzzReader -fuzztime=10m ./nvmetcp)
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime 10s ./nvmetcp
 	$(GO) test -run '^$$' -fuzz '^FuzzSQE$$' -fuzztime 5s ./nvmetcp
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 5s -fuzzminimizetime 5s ./lvs
 
 .PHONY: test-db
 test-db: ## Run the store and portal suites against local PostgreSQL and MariaDB

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -155,18 +154,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	err = daemon.Serve(ctx, ln, health(), reg, c.Grace, m.Run)
+	err = daemon.Serve(ctx, ln, daemon.Health(), reg, c.Grace, m.Run)
 	log.Info("monitor stopped")
 	return err
-}
-
-// health answers /healthz while the daemon serves, and 404 to everything
-// else daemon.Serve does not mount itself (/metrics).
-func health() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	return mux
 }

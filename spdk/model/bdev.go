@@ -134,6 +134,9 @@ func (t *Target) unregister(b *bdev) {
 	}
 	b.gone = true
 	b.dead.Store(true)
+	if c, ok := b.module.(interface{ close() }); ok {
+		c.close()
+	}
 	if c := b.claim; c != nil {
 		b.claim = nil
 		c.holder.hotRemove(t, b)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/virtual-disk-array/vda/lvs"
 )
 
 // The data path. The model began as SPDK's object graph without data; the
@@ -88,6 +91,11 @@ func (t *Target) Open(name string) (*Dev, error) {
 	b := t.lookup(name)
 	if b == nil {
 		return nil, fmt.Errorf("open bdev %s: %w", name, ErrNoBdev)
+	}
+	if a, ok := b.module.(*aioDisk); ok {
+		if _, err := a.data(b); err != nil {
+			return nil, fmt.Errorf("open bdev %s: %w", name, err)
+		}
 	}
 	dp := b.dataPath()
 	if dp == nil {
@@ -207,6 +215,10 @@ func (b *bdev) dataPath() dataPath {
 		return m.memory(uint64(b.blockSize) * b.numBlocks)
 	case *raid:
 		return m.data()
+	case *aioDisk:
+		if dp, err := m.data(b); err == nil {
+			return dp
+		}
 	case *nvmeNs:
 		return &nsData{t: b.t, ns: m}
 	}
@@ -437,4 +449,75 @@ func (d *nsData) unmap(ctx context.Context, off, n uint64) error {
 
 func (d *nsData) writeZeroes(ctx context.Context, off, n uint64) error {
 	return d.do(func(r *Dev) error { return r.WriteZeroes(ctx, off, n) })
+}
+
+// aioData is an aio bdev's file, through the lvs package's FileDevice:
+// O_DIRECT where the file system supports it, else buffered with
+// fdatasync on flush.
+type aioData struct {
+	f *lvs.FileDevice
+}
+
+// data opens the bdev's file on first use; nil if it cannot be opened or
+// its block size is one FileDevice does not do (512 and 4096 only).
+func (d *aioDisk) data(b *bdev) (dataPath, error) {
+	d.fileMu.Lock()
+	defer d.fileMu.Unlock()
+	if d.file == nil {
+		f, err := lvs.OpenFileDevice(d.filename, int(b.blockSize))
+		if err != nil {
+			return nil, err
+		}
+		d.file = f
+	}
+	return aioData{d.file}, nil
+}
+
+// close closes the file once the bdev is gone; I/O still in flight fails.
+func (d *aioDisk) close() {
+	d.fileMu.Lock()
+	defer d.fileMu.Unlock()
+	if d.file != nil {
+		_ = d.file.Close()
+		d.file = nil
+	}
+}
+
+// fileErr turns an error of a deleted bdev's closed file into ErrNoBdev.
+func fileErr(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrNoBdev, err)
+	}
+	return err
+}
+
+func (a aioData) read(_ context.Context, p []byte, off uint64) error {
+	_, err := a.f.ReadAt(p, int64(off))
+	return fileErr(err)
+}
+
+func (a aioData) write(_ context.Context, p []byte, off uint64) error {
+	_, err := a.f.WriteAt(p, int64(off))
+	return fileErr(err)
+}
+
+func (a aioData) flush(context.Context) error { return fileErr(a.f.Flush()) }
+
+func (a aioData) unmap(ctx context.Context, off, n uint64) error { return a.writeZeroes(ctx, off, n) }
+
+// writeZeroes punches a hole where the file system can, else writes zeroes.
+func (a aioData) writeZeroes(_ context.Context, off, n uint64) error {
+	err := a.f.Discard(int64(off), int64(n))
+	if err == nil || !errors.Is(err, errors.ErrUnsupported) {
+		return fileErr(err)
+	}
+	zero := lvs.AlignedBuffer(int(min(n, 1<<20)))
+	for done := uint64(0); done < n; {
+		k := min(uint64(len(zero)), n-done)
+		if _, err := a.f.WriteAt(zero[:k], int64(off+done)); err != nil {
+			return fileErr(err)
+		}
+		done += k
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -159,4 +161,38 @@ func TestNvmeData(t *testing.T) {
 
 	do(t, dn, spdk.OpNvmfSubsystemRemoveHost(nqn, host))
 	assert.ErrorIs(t, ns.WriteAt(ctx, p, 512), model.ErrPathDown, "the fenced host cannot write")
+}
+
+// TestAioData: an aio bdev reads and writes its file; the data is in the
+// file, and a new aio bdev on it after the first was deleted reads it back.
+func TestAioData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "disk.img")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	require.NoError(t, os.Truncate(path, 4<<20))
+	srv := spdktest.Start(t, model.Config{})
+	c := srv.Client()
+	ctx := context.Background()
+	for _, bs := range []uint32{512, 4096} {
+		do(t, c, spdk.OpBdevAioCreate(spdk.BdevAioCreateRequest{Name: "a", Filename: path, BlockSize: bs}))
+		d, err := srv.Target.Open("a")
+		require.NoError(t, err)
+		p := pattern(uint64(bs), 256<<10)
+		require.NoError(t, d.WriteAt(ctx, p, 1<<20))
+		require.NoError(t, d.Flush(ctx))
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(p, raw[1<<20:1<<20+len(p)]), "the bytes are in the file")
+		require.NoError(t, d.WriteZeroes(ctx, 1<<20, uint64(bs)))
+		do(t, c, spdk.OpBdevAioDelete("a"))
+		assert.ErrorIs(t, d.ReadAt(ctx, make([]byte, bs), 0), model.ErrNoBdev)
+
+		do(t, c, spdk.OpBdevAioCreate(spdk.BdevAioCreateRequest{Name: "a", Filename: path, BlockSize: bs}))
+		d, err = srv.Target.Open("a")
+		require.NoError(t, err)
+		got := make([]byte, len(p))
+		require.NoError(t, d.ReadAt(ctx, got, 1<<20))
+		assert.Equal(t, make([]byte, bs), got[:bs], "written zeroes")
+		assert.True(t, bytes.Equal(p[bs:], got[bs:]))
+		do(t, c, spdk.OpBdevAioDelete("a"))
+	}
 }

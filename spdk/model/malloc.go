@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+
+	"github.com/virtual-disk-array/vda/lvs"
 )
 
 // The base bdev modules: malloc (RAM), null (discards writes) and aio (a
@@ -58,6 +60,10 @@ type aioDisk struct {
 	blockSizeOverride bool
 	readonly          bool
 	fallocate         bool
+	// The file, opened on the first I/O (io.go) and closed when the bdev
+	// goes.
+	fileMu sync.Mutex
+	file   *lvs.FileDevice
 }
 
 func (d *aioDisk) moduleName() string  { return "aio" }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -48,4 +49,16 @@ func AppliedGeneration(applied func() uint64) prometheus.Collector {
 		Name: "vda_agent_applied_generation",
 		Help: "The highest generation of the node's desired state this agent process has applied; 0 after a restart.",
 	}, func() float64 { return float64(applied()) })
+}
+
+// Health is the API of a daemon without one: /healthz answers while the
+// daemon serves, everything but what Serve mounts itself (/metrics) is
+// 404.
+func Health() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
 }
