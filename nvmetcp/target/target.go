@@ -1,0 +1,212 @@
+// Package target is a first NVMe/TCP target (controller side) built on the
+// nvmetcp codec. It serves the namespaces of the subsystems a Catalog
+// returns: Fabrics Connect and properties, the admin commands a Linux 6.1
+// or SPDK host needs to bring a controller up, and Read, Write, Flush,
+// Write Zeroes and Dataset Management on I/O queues.
+//
+// Each TCP connection is one queue and is served by one goroutine that
+// reads a PDU, executes what it completes, and writes the answers; commands
+// of a queue therefore run one at a time, in order. Controllers (one per
+// admin Connect) live in the Server and are shared by their queues'
+// connections under a mutex; a keep-alive timer per controller closes all
+// its connections when the host stops sending Keep Alive.
+package target
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+)
+
+// Namespace is the data path of one namespace. Offsets and lengths are in
+// bytes and multiples of BlockSize. spdk/model's *Dev has this method set.
+type Namespace interface {
+	BlockSize() uint32
+	Size() uint64
+	ReadAt(ctx context.Context, p []byte, off uint64) error
+	WriteAt(ctx context.Context, p []byte, off uint64) error
+	Flush(ctx context.Context) error
+	WriteZeroes(ctx context.Context, off, n uint64) error
+	Unmap(ctx context.Context, off, n uint64) error
+}
+
+// NS is one namespace of a subsystem.
+type NS struct {
+	NSID  uint32
+	NGUID [16]byte
+	UUID  [16]byte
+	Dev   Namespace
+}
+
+// Subsystem is an NVM subsystem as the target exposes it. It must not be
+// changed after the Catalog returned it (return a new one instead).
+type Subsystem struct {
+	NQN, Serial, Model string
+	AllowAnyHost       bool
+	Hosts              []string // host NQNs allowed when AllowAnyHost is false
+	Namespaces         []NS     // in increasing NSID order
+}
+
+// Catalog resolves a subsystem NQN at Connect time.
+type Catalog interface {
+	Subsystem(nqn string) (*Subsystem, bool)
+}
+
+// Errors a Namespace may return (wrapped or not) to choose the NVMe status
+// of the command; any other error completes it with Internal Error.
+var (
+	// ErrLBARange maps to LBA Out of Range.
+	ErrLBARange = errors.New("target: LBA out of range")
+	// ErrNotReady maps to Namespace Not Ready (a path down, a bdev gone):
+	// the host may retry, on this path or another.
+	ErrNotReady = errors.New("target: namespace not ready")
+)
+
+// StatusError lets a Namespace choose the exact status of a failed command.
+type StatusError struct {
+	SCT, SC uint8
+	DNR     bool
+}
+
+func (e *StatusError) Error() string { return "target: NVMe status error" }
+
+// Config tunes the target. The zero value gives SPDK's defaults.
+type Config struct {
+	// MaxH2CData is announced in ICResp: the most data in one H2CData PDU
+	// and in one R2T. 0 means 128 KiB.
+	MaxH2CData uint32
+	// C2HDataMax is the most data the target puts in one C2HData PDU. 0
+	// means 128 KiB.
+	C2HDataMax uint32
+	// InCapsuleData is the in-capsule data size of I/O queues (IOCCSZ). 0
+	// means 4096.
+	InCapsuleData uint32
+	// MaxIO is the largest transfer of one command (MDTS), a power of two
+	// times 4 KiB. 0 means 128 KiB.
+	MaxIO uint32
+	// C2HSuccess turns on the SUCCESS flag optimisation: a read's last
+	// C2HData carries SUCCESS and no CapsuleResp follows.
+	C2HSuccess bool
+	// MaxIOQueues is the number of I/O queues granted at most. 0 means 127.
+	MaxIOQueues uint16
+	// Firmware is the FR string of Identify Controller; "" means "VDA".
+	Firmware string
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxH2CData == 0 {
+		c.MaxH2CData = 128 << 10
+	}
+	if c.C2HDataMax == 0 {
+		c.C2HDataMax = 128 << 10
+	}
+	if c.InCapsuleData == 0 {
+		c.InCapsuleData = 4096
+	}
+	if c.MaxIO == 0 {
+		c.MaxIO = 128 << 10
+	}
+	if c.MaxIOQueues == 0 {
+		c.MaxIOQueues = 127
+	}
+	if c.Firmware == "" {
+		c.Firmware = "VDA"
+	}
+	return c
+}
+
+// Validate reports a configuration the target cannot run.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.MaxH2CData < 4096 || c.MaxH2CData%4 != 0:
+		return errors.New("target: MaxH2CData must be a multiple of 4 of at least 4096")
+	case c.MaxIO < 4096 || c.MaxIO&(c.MaxIO-1) != 0:
+		return errors.New("target: MaxIO must be a power of two of at least 4096")
+	case c.InCapsuleData%16 != 0 || c.InCapsuleData > 1<<20:
+		return errors.New("target: InCapsuleData must be a multiple of 16 up to 1 MiB")
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until ctx is done or Accept fails, and
+// serves each on its own goroutine. When ctx is done it closes ln and every
+// connection, waits for their goroutines and returns nil.
+func Serve(ctx context.Context, ln net.Listener, cat Catalog, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s := &server{cat: cat, cfg: cfg.withDefaults(), ctrls: map[uint16]*controller{}, conns: map[*conn]struct{}{}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			cancel()
+			s.closeAll()
+			if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		c := s.newConn(ctx, nc)
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.serve()
+		}()
+	}
+}
+
+type server struct {
+	cat Catalog
+	cfg Config
+
+	mu     sync.Mutex
+	ctrls  map[uint16]*controller
+	next   uint16
+	conns  map[*conn]struct{}
+	closed bool
+}
+
+func (s *server) newConn(ctx context.Context, nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		nc.Close()
+		return nil
+	}
+	c := &conn{s: s, nc: nc, ctx: ctx}
+	s.conns[c] = struct{}{}
+	return c
+}
+
+func (s *server) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	for _, ct := range s.ctrls {
+		if ct.timer != nil {
+			ct.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *server) dropConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
