@@ -5,11 +5,20 @@
 // same model behind the fake SPDK socket of the tests); the data is its
 // data path (malloc, aio, raid0, NVMe namespaces).
 //
-// What it does not do yet: NVMe/TCP on real sockets (the model's
-// attachments reach only targets in the same process, through a
-// model.Fabric; the codec is in package nvmetcp) and lvols with data
-// (their on-disk format is package lvs). Until then a data plane serves
-// one process's worth of nodes.
+// Its NVMe/TCP listeners are real: the first nvmf_subsystem_add_listener
+// on an address opens a TCP socket there, served by nvmetcp/target, so a
+// Linux host connects to the subsystems the agents build; the last
+// listener's removal closes it. Each socket serves only the subsystems
+// that listen on its address, with their hosts and, per namespace, the
+// ANA state of that listener.
+//
+// What it does not do yet: the discovery subsystem on those sockets
+// (nvmetcp/target has no discovery controller), attachments over real
+// sockets (bdev_nvme_attach_controller reaches only targets in the same
+// process, through a model.Fabric), cutting real connections when a host
+// is removed or a namespace or ANA state changes (the target takes its
+// snapshot of the subsystem at Connect), and lvols with data (their
+// on-disk format is package lvs).
 package dataplane
 
 import (
@@ -19,7 +28,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 
+	"github.com/virtual-disk-array/vda/nvmetcp/target"
 	"github.com/virtual-disk-array/vda/spdk/jsonrpc"
 	"github.com/virtual-disk-array/vda/spdk/model"
 )
@@ -40,9 +51,26 @@ type DataPlane struct {
 	// Target is the model: tests and embedders reach its data path
 	// (Target.Open) directly.
 	Target *model.Target
+
+	// ctx ends the NVMe/TCP servers when Run ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the NVMe/TCP servers
+	mu     sync.Mutex
+	ports  map[model.ListenAddr]port
+	// ids is shared by all listeners: the controllers of a subsystem
+	// reached through two of them (two paths) need distinct CNTLIDs.
+	ids target.ControllerIDs
 }
 
-// New returns a data plane; Run serves it.
+// port is one listening socket and the end of its server.
+type port struct {
+	ln     net.Listener
+	cancel context.CancelFunc
+}
+
+// New returns a data plane; Run serves it. It sets cfg.Model's Listen and
+// Unlisten hooks: the data plane owns the listening sockets.
 func New(cfg Config) (*DataPlane, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("dataplane: Socket is required")
@@ -50,7 +78,61 @@ func New(cfg Config) (*DataPlane, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &DataPlane{cfg: cfg, Target: model.New(cfg.Model)}, nil
+	d := &DataPlane{cfg: cfg, ports: map[model.ListenAddr]port{}}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	cfg.Model.Listen = d.listen
+	cfg.Model.Unlisten = d.unlisten
+	d.Target = model.New(cfg.Model)
+	return d, nil
+}
+
+// listen is the model's Listen hook: it opens the socket and serves it on
+// its own goroutine. It runs under the model's lock, so it only starts
+// the server, which calls the model (through the catalog) later.
+func (d *DataPlane) listen(trtype, traddr, trsvcid string) error {
+	if trtype != "TCP" {
+		return fmt.Errorf("dataplane: transport %s is not served", trtype)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(traddr, trsvcid))
+	if err != nil {
+		d.cfg.Logger.Warn("cannot listen", "traddr", traddr, "trsvcid", trsvcid, "err", err)
+		return err
+	}
+	a := model.ListenAddr{Trtype: trtype, Traddr: traddr, Trsvcid: trsvcid}
+	ctx, cancel := context.WithCancel(d.ctx)
+	d.mu.Lock()
+	d.ports[a] = port{ln: ln, cancel: cancel}
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		err := target.Serve(ctx, ln, catalog{t: d.Target, addr: a}, target.Config{ControllerIDs: &d.ids})
+		if err != nil {
+			d.cfg.Logger.Error("NVMe/TCP listener failed", "traddr", traddr, "trsvcid", trsvcid, "err", err)
+		}
+	}()
+	d.cfg.Logger.Info("NVMe/TCP listening", "traddr", traddr, "trsvcid", trsvcid)
+	return nil
+}
+
+// unlisten is the model's Unlisten hook. It ends the server (which closes
+// the socket and its connections) without waiting for it: the server's
+// connections may be waiting for the model's lock, which the caller
+// holds. Run waits for all servers at its end.
+func (d *DataPlane) unlisten(trtype, traddr, trsvcid string) {
+	a := model.ListenAddr{Trtype: trtype, Traddr: traddr, Trsvcid: trsvcid}
+	d.mu.Lock()
+	p, ok := d.ports[a]
+	delete(d.ports, a)
+	d.mu.Unlock()
+	if ok {
+		p.cancel()
+		// Closed here rather than by the server's goroutine, so that the
+		// address is free again when nvmf_subsystem_remove_listener
+		// answers (an agent may add it back at once).
+		_ = p.ln.Close()
+		d.cfg.Logger.Info("NVMe/TCP stopped listening", "traddr", traddr, "trsvcid", trsvcid)
+	}
 }
 
 // Run serves the socket until ctx ends, then stops the target (its NVMe-oF
@@ -68,7 +150,11 @@ func (d *DataPlane) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("dataplane: %w", err)
 	}
 	defer os.Remove(d.cfg.Socket)
-	defer d.Target.Stop()
+	defer func() {
+		d.Target.Stop() // unlistens every address
+		d.cancel()
+		d.wg.Wait()
+	}()
 	if ready != nil {
 		ready()
 	}

@@ -151,7 +151,11 @@ func (c *conn) getLogPage(sqe *nvmetcp.SQE) error {
 	case nvmetcp.LogANA:
 		l := &nvmetcp.ANALog{RGO: sqe.CDW10()>>8&1 != 0}
 		for _, ns := range c.ctrl.sub.Namespaces {
-			l.Groups = append(l.Groups, nvmetcp.ANAGroup{ID: ns.NSID, State: nvmetcp.ANAOptimized, NSIDs: []uint32{ns.NSID}})
+			state := ns.ANAState
+			if state == 0 {
+				state = nvmetcp.ANAOptimized
+			}
+			l.Groups = append(l.Groups, nvmetcp.ANAGroup{ID: ns.NSID, State: state, NSIDs: []uint32{ns.NSID}})
 		}
 		page = l
 	default:

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"sync"
 	"time"
 )
 
@@ -45,16 +46,7 @@ const (
 func (s *server) newController(sub *Subsystem, host string, hostID [16]byte, kato time.Duration, admin *conn) *controller {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		s.next++
-		if s.next == 0 || s.next > 0xFFEF {
-			s.next = 1
-		}
-		if _, used := s.ctrls[s.next]; !used {
-			break
-		}
-	}
-	ct := &controller{id: s.next, sub: sub, hostNQN: host, hostID: hostID, kato: kato, nsqr: 0xFFFF,
+	ct := &controller{id: s.ids.alloc(), sub: sub, hostNQN: host, hostID: hostID, kato: kato, nsqr: 0xFFFF,
 		conns: map[*conn]struct{}{admin: {}}}
 	s.ctrls[ct.id] = ct
 	if kato > 0 {
@@ -83,6 +75,7 @@ func (s *server) dropLocked(ct *controller) {
 		ct.timer.Stop()
 	}
 	delete(s.ctrls, ct.id)
+	s.ids.release(ct.id)
 	for c := range ct.conns {
 		c.nc.Close()
 	}
@@ -187,4 +180,38 @@ func (s *server) enabled(ct *controller) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return ct.csts&1 != 0 && !ct.dead
+}
+
+// ControllerIDs hands out CNTLIDs (1..0xFFEF). Servers that serve the same
+// subsystems on several listeners share one (Config.ControllerIDs): a host
+// rejects a second controller of a subsystem with a CNTLID it already
+// has, which is what separate counters would give its second path.
+type ControllerIDs struct {
+	mu   sync.Mutex
+	next uint16
+	used map[uint16]bool
+}
+
+func (p *ControllerIDs) alloc() uint16 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used == nil {
+		p.used = map[uint16]bool{}
+	}
+	for {
+		p.next++
+		if p.next == 0 || p.next > 0xFFEF {
+			p.next = 1
+		}
+		if !p.used[p.next] {
+			p.used[p.next] = true
+			return p.next
+		}
+	}
+}
+
+func (p *ControllerIDs) release(id uint16) {
+	p.mu.Lock()
+	delete(p.used, id)
+	p.mu.Unlock()
 }

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+
+	"github.com/virtual-disk-array/vda/nvmetcp"
 )
 
 // Namespace is the data path of one namespace. Offsets and lengths are in
@@ -37,6 +39,10 @@ type NS struct {
 	NGUID [16]byte
 	UUID  [16]byte
 	Dev   Namespace
+	// ANAState is the state of the namespace's ANA group (the target makes
+	// one group per namespace, numbered by NSID) on the listener the host
+	// connected through, reported in the ANA log page. 0 means optimized.
+	ANAState nvmetcp.ANAState
 }
 
 // Subsystem is an NVM subsystem as the target exposes it. It must not be
@@ -92,6 +98,8 @@ type Config struct {
 	MaxIOQueues uint16
 	// Firmware is the FR string of Identify Controller; "" means "VDA".
 	Firmware string
+	// ControllerIDs allocates CNTLIDs; nil gives the server its own.
+	ControllerIDs *ControllerIDs
 }
 
 func (c Config) withDefaults() Config {
@@ -137,7 +145,11 @@ func Serve(ctx context.Context, ln net.Listener, cat Catalog, cfg Config) error 
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	s := &server{cat: cat, cfg: cfg.withDefaults(), ctrls: map[uint16]*controller{}, conns: map[*conn]struct{}{}}
+	s := &server{cat: cat, cfg: cfg.withDefaults(), ctrls: map[uint16]*controller{}, conns: map[*conn]struct{}{},
+		ids: cfg.ControllerIDs}
+	if s.ids == nil {
+		s.ids = &ControllerIDs{}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -174,7 +186,7 @@ type server struct {
 
 	mu     sync.Mutex
 	ctrls  map[uint16]*controller
-	next   uint16
+	ids    *ControllerIDs
 	conns  map[*conn]struct{}
 	closed bool
 }
@@ -198,9 +210,7 @@ func (s *server) closeAll() {
 		c.nc.Close()
 	}
 	for _, ct := range s.ctrls {
-		if ct.timer != nil {
-			ct.timer.Stop()
-		}
+		s.dropLocked(ct) // frees its CNTLID, which other servers may share
 	}
 	s.mu.Unlock()
 }

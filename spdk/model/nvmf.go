@@ -730,6 +730,12 @@ func nvmfSubsystemAddListener(_ context.Context, t *Target, r *request) (any, er
 	if !t.fabric.bind(key, t) {
 		return nil, r.invalidParams() // address in use by another application
 	}
+	if err := t.listenPort(key, ListenAddr{Trtype: l.trtype, Traddr: l.traddr, Trsvcid: l.trsvcid}); err != nil {
+		if t.portUsers(key) == 0 {
+			t.fabric.unbind(key, t)
+		}
+		return nil, r.invalidParams() // SPDK's answer when spdk_nvmf_tgt_listen_ext fails
+	}
 	state := p.AnaState
 	if state == "" {
 		state = "optimized"
@@ -750,6 +756,7 @@ func (t *Target) removeListener(s *subsystem, l *listener) {
 	key := portKey(l.trtype, l.traddr, l.trsvcid)
 	if t.portUsers(key) == 0 {
 		t.fabric.unbind(key, t)
+		t.unlistenPort(key, ListenAddr{Trtype: l.trtype, Traddr: l.traddr, Trsvcid: l.trsvcid})
 	}
 }
 

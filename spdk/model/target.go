@@ -35,6 +35,17 @@ type Config struct {
 	// is a block device, and an error wrapping fs.ErrNotExist if it is
 	// missing. nil uses the real file system.
 	FileSize func(name string) (size int64, blockDevice bool, err error)
+	// Listen opens a real listening socket when the first subsystem
+	// listener on an address appears (trtype is SPDK's spelling, "TCP");
+	// an error fails nvmf_subsystem_add_listener with SPDK's "Invalid
+	// parameters", as SPDK fails when it cannot listen. Unlisten closes it
+	// when the last listener on the address goes, or at Stop. Both are
+	// called with the Target's lock held, so that sockets open and close
+	// in the order of the requests: they must not call the Target (nor
+	// wait for anything that does, such as connections being served).
+	// nil hooks: the target listens only on its Fabric.
+	Listen   func(trtype, traddr, trsvcid string) error
+	Unlisten func(trtype, traddr, trsvcid string)
 }
 
 // Target is the model of one SPDK application: its object graph (bdevs,
@@ -54,6 +65,8 @@ type Target struct {
 	hostID    string
 	addresses map[string]bool
 	fileSize  func(string) (int64, bool, error)
+	listen    func(trtype, traddr, trsvcid string) error
+	unlisten  func(trtype, traddr, trsvcid string)
 
 	mu sync.Mutex
 	// changed is closed (and replaced) whenever a bdev is registered, to
@@ -69,20 +82,25 @@ type Target struct {
 	subsystems  []*subsystem
 	ctrlrs      []*nvmeCtrlr
 	nvmeOpts    nvmeOptions
+	// listening holds the port keys Config.Listen opened.
+	listening map[string]bool
 }
 
 // New returns a Target in the state of a freshly started nvmf_tgt: no
 // bdevs, no transports, and only the discovery subsystem.
 func New(cfg Config) *Target {
 	t := &Target{
-		fabric:   cfg.Fabric,
-		now:      cfg.Now,
-		hostNQN:  cfg.HostNQN,
-		hostID:   cfg.HostID,
-		fileSize: cfg.FileSize,
-		changed:  make(chan struct{}),
-		names:    map[string]*bdev{},
-		nvmeOpts: defaultNvmeOptions(),
+		fabric:    cfg.Fabric,
+		now:       cfg.Now,
+		hostNQN:   cfg.HostNQN,
+		hostID:    cfg.HostID,
+		fileSize:  cfg.FileSize,
+		listen:    cfg.Listen,
+		unlisten:  cfg.Unlisten,
+		listening: map[string]bool{},
+		changed:   make(chan struct{}),
+		names:     map[string]*bdev{},
+		nvmeOpts:  defaultNvmeOptions(),
 	}
 	if t.fabric == nil {
 		t.fabric = NewFabric()
@@ -262,7 +280,9 @@ func (t *Target) Stop() {
 	for _, s := range t.subsystems {
 		s.disconnect(func(*nvmfCtrlr) bool { return true })
 		for _, l := range s.listeners {
-			t.fabric.unbind(portKey(l.trtype, l.traddr, l.trsvcid), t)
+			key := portKey(l.trtype, l.traddr, l.trsvcid)
+			t.fabric.unbind(key, t)
+			t.unlistenPort(key, ListenAddr{Trtype: l.trtype, Traddr: l.traddr, Trsvcid: l.trsvcid})
 		}
 	}
 	for _, c := range t.ctrlrs {

@@ -1,0 +1,197 @@
+package dataplane_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/virtual-disk-array/vda/dataplane"
+	"github.com/virtual-disk-array/vda/internal/guest"
+	"github.com/virtual-disk-array/vda/spdk"
+)
+
+// start runs a data plane on a temporary socket until the test ends.
+func start(t *testing.T) (*dataplane.DataPlane, *spdk.Client) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "spdk.sock")
+	dp, err := dataplane.New(dataplane.Config{Socket: sock, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- dp.Run(ctx, func() { close(ready) }) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return dp, spdk.New(spdk.Dial(sock, spdk.ConnConfig{}))
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func tcp(port string) spdk.ListenAddress {
+	return spdk.ListenAddress{Trtype: "tcp", Adrfam: "ipv4", Traddr: "127.0.0.1", Trsvcid: port}
+}
+
+// TestListeners: nvmf_subsystem_add_listener opens a real TCP socket and
+// its removal closes it; an address the data plane cannot listen on (in
+// use by another process) fails the call with "Invalid parameters".
+func TestListeners(t *testing.T) {
+	_, c := start(t)
+	ctx := context.Background()
+	const nqn = "nqn.2016-06.io.vda:listeners"
+	require.NoError(t, c.NvmfCreateTransport(ctx, spdk.NvmfCreateTransportRequest{Trtype: "TCP"}))
+	require.NoError(t, c.NvmfCreateSubsystem(ctx, spdk.NvmfCreateSubsystemRequest{NQN: nqn}))
+	port := freePort(t)
+	require.NoError(t, c.NvmfSubsystemAddListener(ctx, spdk.NvmfSubsystemAddListenerRequest{NQN: nqn, ListenAddress: tcp(port)}))
+	conn, err := net.Dial("tcp", "127.0.0.1:"+port)
+	require.NoError(t, err, "the listener is a real socket")
+	conn.Close()
+	require.NoError(t, c.NvmfSubsystemRemoveListener(ctx, nqn, tcp(port)))
+	require.Eventually(t, func() bool {
+		conn, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "the socket closes with its last listener")
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	err = c.NvmfSubsystemAddListener(ctx, spdk.NvmfSubsystemAddListenerRequest{NQN: nqn,
+		ListenAddress: tcp(strconv.Itoa(busy.Addr().(*net.TCPAddr).Port))})
+	var se *spdk.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, -32602, se.Code)
+}
+
+// TestLinuxHost builds subsystems over JSON-RPC, as an agent does, and
+// the real Linux NVMe/TCP initiator (in a QEMU guest) uses them: it writes
+// a pattern with O_DIRECT and reads it back (the bytes are in the malloc
+// bdev, read through the model); it cannot reach a subsystem through an
+// address that subsystem does not listen on, nor one whose host was
+// removed; and a subsystem with two listeners, one optimized and one
+// non_optimized, is one namespace with two paths in those ANA states.
+func TestLinuxHost(t *testing.T) {
+	k, err := guest.Find("")
+	if errors.Is(err, guest.ErrUnavailable) && os.Getenv("VDA_TEST_GUEST") != "1" {
+		t.Skipf("%v (VDA_TEST_GUEST=1 makes this a failure)", err)
+	}
+	require.NoError(t, err)
+
+	dp, c := start(t)
+	ctx := context.Background()
+	const (
+		nqn1   = "nqn.2016-06.io.vda:dp-data"
+		nqn2   = "nqn.2016-06.io.vda:dp-ana"
+		fenced = "nqn.2016-06.io.vda:dp-fenced"
+		host   = "nqn.2014-08.org.example:guest"
+		size   = 16 << 20
+	)
+	p1, p2, p3 := freePort(t), freePort(t), freePort(t)
+	require.NoError(t, c.NvmfCreateTransport(ctx, spdk.NvmfCreateTransportRequest{Trtype: "TCP"}))
+	for i, nqn := range []string{nqn1, nqn2, fenced} {
+		bdev := fmt.Sprintf("m%d", i)
+		_, err := c.BdevMallocCreate(ctx, spdk.BdevMallocCreateRequest{Name: bdev, NumBlocks: size / 512, BlockSize: 512})
+		require.NoError(t, err)
+		require.NoError(t, c.NvmfCreateSubsystem(ctx, spdk.NvmfCreateSubsystemRequest{NQN: nqn,
+			SerialNumber: fmt.Sprintf("VDA%d", i), ModelNumber: "VDA Disk Array", AnaReporting: nqn == nqn2}))
+		_, err = c.NvmfSubsystemAddNs(ctx, spdk.NvmfSubsystemAddNsRequest{NQN: nqn,
+			Namespace: spdk.NamespaceParams{BdevName: bdev}})
+		require.NoError(t, err)
+		require.NoError(t, c.NvmfSubsystemAddHost(ctx, nqn, host))
+	}
+	add := func(nqn, port, ana string) {
+		require.NoError(t, c.NvmfSubsystemAddListener(ctx, spdk.NvmfSubsystemAddListenerRequest{NQN: nqn,
+			ListenAddress: tcp(port), AnaState: ana}))
+	}
+	add(nqn1, p1, "")
+	add(fenced, p1, "")
+	add(nqn2, p2, "")
+	add(nqn2, p3, "")
+	require.NoError(t, c.NvmfSubsystemListenerSetAnaState(ctx, spdk.NvmfSubsystemListenerSetAnaStateRequest{
+		NQN: nqn2, ListenAddress: tcp(p3), AnaState: "non_optimized"}))
+	require.NoError(t, c.NvmfSubsystemRemoveHost(ctx, fenced, host))
+
+	pattern := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(9, 9))
+	for i := range pattern {
+		pattern[i] = byte(r.Uint32())
+	}
+	script := fmt.Sprintf(`
+connect() { # nqn port
+  exec 3<>/dev/nvme-fabrics || return 1
+  echo "nqn=$1,transport=tcp,traddr=%s,trsvcid=$2,hostnqn=%s" >&3 || { exec 3>&-; return 1; }
+  read -r line <&3; echo "connected: $line"; exec 3>&-
+}
+connect %s %s || { echo CONNECT-FAILED; dmesg | tail -20; exit 1; }
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/nvme0n1 ] && break; sleep 0.5; done
+echo "serial=$(cat /sys/class/nvme/nvme0/serial)"
+dd if=/data/pattern of=/dev/nvme0n1 bs=4096 count=256 seek=16 oflag=direct 2>/dev/null || echo WRITE-FAILED
+dd if=/dev/nvme0n1 of=/tmp/back bs=4096 count=256 skip=16 iflag=direct 2>/dev/null || echo READ-FAILED
+cmp /data/pattern /tmp/back && echo DIRECT-OK
+echo 1 > /sys/class/nvme/nvme0/delete_controller
+connect %s %s && echo WRONGPORT-CONNECTED || echo WRONGPORT-REFUSED
+connect %s %s && echo FENCED-CONNECTED || echo FENCED-REFUSED
+connect %s %s || echo ANA-PATH1-FAILED
+connect %s %s || echo ANA-PATH2-FAILED
+for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(cat /sys/block/nvme*c*n1/ana_state 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.5; done
+for f in /sys/block/nvme*c*n1/ana_state; do echo "ana $f $(cat $f)"; done
+ls /sys/block
+dmesg | grep -i nvme | tail -20
+`, guest.HostAddr, host, nqn1, p1, nqn1, p2, fenced, p1, nqn2, p2, nqn2, p3)
+	res, err := k.Boot(context.Background(), guest.Run{
+		Modules: []string{"nvme-tcp"},
+		Script:  script,
+		Files:   map[string][]byte{"/data/pattern": pattern},
+	})
+	require.NoError(t, err)
+	out := res.Output
+	t.Log(out)
+	require.Equal(t, 0, res.Status, res.Console)
+	assert.Contains(t, out, "serial=VDA0")
+	assert.Contains(t, out, "DIRECT-OK")
+	assert.Contains(t, out, "WRONGPORT-REFUSED")
+	assert.Contains(t, out, "FENCED-REFUSED")
+	assert.NotContains(t, out, "FAILED")
+
+	var states []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "ana" {
+			states = append(states, f[2])
+		}
+	}
+	assert.ElementsMatch(t, []string{"optimized", "non-optimized"}, states, "one namespace, two paths")
+
+	d, err := dp.Target.Open("m0")
+	require.NoError(t, err)
+	got := make([]byte, len(pattern))
+	require.NoError(t, d.ReadAt(ctx, got, 16*4096))
+	assert.True(t, bytes.Equal(pattern, got), "the bytes are in the malloc bdev")
+}
