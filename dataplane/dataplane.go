@@ -15,10 +15,17 @@
 // What it does not do yet: the discovery subsystem on those sockets
 // (nvmetcp/target has no discovery controller), attachments over real
 // sockets (bdev_nvme_attach_controller reaches only targets in the same
-// process, through a model.Fabric), cutting real connections when a host
-// is removed or a namespace or ANA state changes (the target takes its
-// snapshot of the subsystem at Connect), and lvols with data (their
-// on-disk format is package lvs).
+// process, through a model.Fabric), telling connected hosts that a
+// namespace or ANA state changed (the target takes its snapshot of the
+// subsystem at Connect), and lvols with data (their on-disk format is
+// package lvs).
+//
+// As in SPDK, nvmf_subsystem_remove_host closes the connections (every
+// queue of every controller) of that host to that subsystem at once,
+// which is what fences a deposed primary; nvmf_delete_subsystem closes
+// all of the subsystem's, nvmf_subsystem_remove_listener those made
+// through that listener. Turning allow_any_host off leaves hosts
+// connected, as SPDK does.
 package dataplane
 
 import (
@@ -66,11 +73,13 @@ type DataPlane struct {
 // port is one listening socket and the end of its server.
 type port struct {
 	ln     net.Listener
+	srv    *target.Server
 	cancel context.CancelFunc
 }
 
-// New returns a data plane; Run serves it. It sets cfg.Model's Listen and
-// Unlisten hooks: the data plane owns the listening sockets.
+// New returns a data plane; Run serves it. It sets cfg.Model's Listen,
+// Unlisten and Disconnect hooks: the data plane owns the listening sockets
+// and their connections.
 func New(cfg Config) (*DataPlane, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("dataplane: Socket is required")
@@ -82,6 +91,7 @@ func New(cfg Config) (*DataPlane, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	cfg.Model.Listen = d.listen
 	cfg.Model.Unlisten = d.unlisten
+	cfg.Model.Disconnect = d.disconnect
 	d.Target = model.New(cfg.Model)
 	return d, nil
 }
@@ -99,15 +109,19 @@ func (d *DataPlane) listen(trtype, traddr, trsvcid string) error {
 		return err
 	}
 	a := model.ListenAddr{Trtype: trtype, Traddr: traddr, Trsvcid: trsvcid}
+	srv, err := target.NewServer(catalog{t: d.Target, addr: a}, target.Config{ControllerIDs: &d.ids})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.mu.Lock()
-	d.ports[a] = port{ln: ln, cancel: cancel}
+	d.ports[a] = port{ln: ln, srv: srv, cancel: cancel}
 	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		err := target.Serve(ctx, ln, catalog{t: d.Target, addr: a}, target.Config{ControllerIDs: &d.ids})
-		if err != nil {
+		if err := srv.Serve(ctx, ln); err != nil {
 			d.cfg.Logger.Error("NVMe/TCP listener failed", "traddr", traddr, "trsvcid", trsvcid, "err", err)
 		}
 	}()
@@ -132,6 +146,27 @@ func (d *DataPlane) unlisten(trtype, traddr, trsvcid string) {
 		// answers (an agent may add it back at once).
 		_ = p.ln.Close()
 		d.cfg.Logger.Info("NVMe/TCP stopped listening", "traddr", traddr, "trsvcid", trsvcid)
+	}
+}
+
+// disconnect is the model's Disconnect hook: it drops the controllers of
+// subsystem subnqn on the socket at addr (every socket when addr is zero)
+// whose host is host (any host when ""), closing their connections. It
+// runs under the model's lock and does not wait for the connections'
+// goroutines; Server.Disconnect does not call the catalog.
+func (d *DataPlane) disconnect(subnqn string, addr model.ListenAddr, host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for a, p := range d.ports {
+		if addr != (model.ListenAddr{}) && a != addr {
+			continue
+		}
+		n += p.srv.Disconnect(func(sub, h string) bool { return sub == subnqn && (host == "" || h == host) })
+	}
+	if n > 0 {
+		d.cfg.Logger.Info("NVMe/TCP controllers disconnected", "nqn", subnqn, "host", host,
+			"traddr", addr.Traddr, "trsvcid", addr.Trsvcid, "controllers", n)
 	}
 }
 

@@ -96,7 +96,8 @@ func TestListeners(t *testing.T) {
 // a pattern with O_DIRECT and reads it back (the bytes are in the malloc
 // bdev, read through the model); it cannot reach a subsystem through an
 // address that subsystem does not listen on, nor one whose host was
-// removed; and a subsystem with two listeners, one optimized and one
+// removed; removing its host while it is connected cuts it off at once
+// (its next I/O fails: the fence of a deposed primary); and a subsystem with two listeners, one optimized and one
 // non_optimized, is one namespace with two paths in those ANA states.
 func TestLinuxHost(t *testing.T) {
 	k, err := guest.Find("")
@@ -139,24 +140,61 @@ func TestLinuxHost(t *testing.T) {
 		NQN: nqn2, ListenAddress: tcp(p3), AnaState: "non_optimized"}))
 	require.NoError(t, c.NvmfSubsystemRemoveHost(ctx, fenced, host))
 
+	// The guest's marker: it connects here (nc) when it is ready to be
+	// fenced, and again to have its host added back; the answer comes
+	// once the JSON-RPC call is done.
+	marker, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer marker.Close()
+	go func() {
+		for {
+			conn, err := marker.Accept()
+			if err != nil {
+				return
+			}
+			var b [16]byte
+			n, _ := conn.Read(b[:])
+			switch strings.TrimSpace(string(b[:n])) {
+			case "fence":
+				err = c.NvmfSubsystemRemoveHost(ctx, nqn1, host)
+			case "readd":
+				err = c.NvmfSubsystemAddHost(ctx, nqn1, host)
+			default:
+				err = fmt.Errorf("marker %q", b[:n])
+			}
+			if err != nil {
+				t.Errorf("marker: %v", err)
+			}
+			fmt.Fprintln(conn, "ok")
+			conn.Close()
+		}
+	}()
+	mport := strconv.Itoa(marker.Addr().(*net.TCPAddr).Port)
+
 	pattern := make([]byte, 1<<20)
 	r := rand.New(rand.NewPCG(9, 9))
 	for i := range pattern {
 		pattern[i] = byte(r.Uint32())
 	}
 	script := fmt.Sprintf(`
-connect() { # nqn port
+connect() { # nqn port [options]
   exec 3<>/dev/nvme-fabrics || return 1
-  echo "nqn=$1,transport=tcp,traddr=%s,trsvcid=$2,hostnqn=%s" >&3 || { exec 3>&-; return 1; }
+  echo "nqn=$1,transport=tcp,traddr=%s,trsvcid=$2,hostnqn=%s$3" >&3 || { exec 3>&-; return 1; }
   read -r line <&3; echo "connected: $line"; exec 3>&-
 }
-connect %s %s || { echo CONNECT-FAILED; dmesg | tail -20; exit 1; }
+connect %s %s ,reconnect_delay=1,ctrl_loss_tmo=2 || { echo CONNECT-FAILED; dmesg | tail -20; exit 1; }
 for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/nvme0n1 ] && break; sleep 0.5; done
 echo "serial=$(cat /sys/class/nvme/nvme0/serial)"
 dd if=/data/pattern of=/dev/nvme0n1 bs=4096 count=256 seek=16 oflag=direct 2>/dev/null || echo WRITE-FAILED
 dd if=/dev/nvme0n1 of=/tmp/back bs=4096 count=256 skip=16 iflag=direct 2>/dev/null || echo READ-FAILED
 cmp /data/pattern /tmp/back && echo DIRECT-OK
-echo 1 > /sys/class/nvme/nvme0/delete_controller
+echo "fence marker: $(echo fence | nc %s %s)"
+sleep 0.2
+echo "fenced state=$(cat /sys/class/nvme/nvme0/state 2>/dev/null || echo gone)"
+timeout 30 dd if=/dev/nvme0n1 of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null && echo FENCED-IO-DONE || echo FENCED-IO-REFUSED
+for i in $(seq 1 40); do [ -e /sys/class/nvme/nvme0 ] || break; sleep 0.25; done
+[ -e /sys/class/nvme/nvme0 ] && echo 1 > /sys/class/nvme/nvme0/delete_controller
+echo "readd marker: $(echo readd | nc %s %s)"
 connect %s %s && echo WRONGPORT-CONNECTED || echo WRONGPORT-REFUSED
 connect %s %s && echo FENCED-CONNECTED || echo FENCED-REFUSED
 connect %s %s || echo ANA-PATH1-FAILED
@@ -165,7 +203,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(cat /sys/block/nvme*c*n1/ana_state 2>/dev
 for f in /sys/block/nvme*c*n1/ana_state; do echo "ana $f $(cat $f)"; done
 ls /sys/block
 dmesg | grep -i nvme | tail -20
-`, guest.HostAddr, host, nqn1, p1, nqn1, p2, fenced, p1, nqn2, p2, nqn2, p3)
+`, guest.HostAddr, host, nqn1, p1, guest.HostAddr, mport, guest.HostAddr, mport, nqn1, p2, fenced, p1, nqn2, p2, nqn2, p3)
 	res, err := k.Boot(context.Background(), guest.Run{
 		Modules: []string{"nvme-tcp"},
 		Script:  script,
@@ -177,6 +215,10 @@ dmesg | grep -i nvme | tail -20
 	require.Equal(t, 0, res.Status, res.Console)
 	assert.Contains(t, out, "serial=VDA0")
 	assert.Contains(t, out, "DIRECT-OK")
+	assert.Contains(t, out, "fence marker: ok")
+	assert.NotContains(t, out, "fenced state=live", "the fenced host lost its connection at once")
+	assert.Contains(t, out, "FENCED-IO-REFUSED")
+	assert.Contains(t, out, "readd marker: ok")
 	assert.Contains(t, out, "WRONGPORT-REFUSED")
 	assert.Contains(t, out, "FENCED-REFUSED")
 	assert.NotContains(t, out, "FAILED")

@@ -322,16 +322,27 @@ func (c *conn) connect(sqe *nvmetcp.SQE, data []byte) error {
 	copy(hostID[:], d[cdHostID:])
 	subNQN := cstring(d[cdSubNQN : cdSubNQN+256])
 	host := cstring(d[cdHostNQN : cdHostNQN+256])
-	sub, ok := c.s.cat.Subsystem(subNQN)
-	if !ok || sub == nil {
-		return c.connectInvalid(sqe, true, cdSubNQN)
+	for {
+		c.s.mu.Lock()
+		epoch := c.s.epoch
+		c.s.mu.Unlock()
+		sub, ok := c.s.cat.Subsystem(subNQN)
+		if !ok || sub == nil {
+			return c.connectInvalid(sqe, true, cdSubNQN)
+		}
+		if !hostAllowed(sub, host) {
+			return c.respond(sqe, st(sctCmd, scConnectInvHost, true), 0, 0)
+		}
+		if qid != 0 {
+			break // the controller, not sub, is what Disconnect drops
+		}
+		// A Disconnect since the lookup may have removed host from
+		// sub: look again.
+		if c.ctrl = c.s.newController(sub, host, hostID, kato, c, epoch); c.ctrl != nil {
+			break
+		}
 	}
-	if !hostAllowed(sub, host) {
-		return c.respond(sqe, st(sctCmd, scConnectInvHost, true), 0, 0)
-	}
-	if qid == 0 {
-		c.ctrl = c.s.newController(sub, host, hostID, kato, c)
-	} else {
+	if qid != 0 {
 		id := binary.LittleEndian.Uint16(d[cdCNTLID:])
 		ct, ok := c.s.attach(id, subNQN, host, c)
 		if !ok {

@@ -43,9 +43,15 @@ const (
 )
 
 // newController allocates a controller with a fresh CNTLID (1..0xFFEF).
-func (s *server) newController(sub *Subsystem, host string, hostID [16]byte, kato time.Duration, admin *conn) *controller {
+// It returns nil, allocating nothing, when Disconnect was called since
+// epoch: sub may be stale.
+func (s *server) newController(sub *Subsystem, host string, hostID [16]byte, kato time.Duration, admin *conn,
+	epoch uint64) *controller {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.epoch != epoch {
+		return nil
+	}
 	ct := &controller{id: s.ids.alloc(), sub: sub, hostNQN: host, hostID: hostID, kato: kato, nsqr: 0xFFFF,
 		conns: map[*conn]struct{}{admin: {}}}
 	s.ctrls[ct.id] = ct
@@ -108,8 +114,8 @@ func (s *server) setKATO(ct *controller, kato time.Duration) {
 	}
 }
 
-// attach joins an I/O queue connection to controller id; the status is the
-// Connect failure, 0 on success.
+// attach joins an I/O queue connection to controller id; false is a
+// Connect failure.
 func (s *server) attach(id uint16, subNQN, host string, c *conn) (*controller, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -140,16 +140,62 @@ func (c Config) Validate() error {
 
 // Serve accepts connections on ln until ctx is done or Accept fails, and
 // serves each on its own goroutine. When ctx is done it closes ln and every
-// connection, waits for their goroutines and returns nil.
+// connection, waits for their goroutines and returns nil. It is
+// NewServer(cat, cfg) then Server.Serve.
 func Serve(ctx context.Context, ln net.Listener, cat Catalog, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
+	s, err := NewServer(cat, cfg)
+	if err != nil {
 		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Server is a target whose controllers can be cut from outside while it
+// serves (Disconnect), as SPDK cuts a removed host's. A Server serves one
+// listener, once.
+type Server struct{ s *server }
+
+// NewServer returns a Server of the subsystems of cat.
+func NewServer(cat Catalog, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	s := &server{cat: cat, cfg: cfg.withDefaults(), ctrls: map[uint16]*controller{}, conns: map[*conn]struct{}{},
 		ids: cfg.ControllerIDs}
 	if s.ids == nil {
 		s.ids = &ControllerIDs{}
 	}
+	return &Server{s: s}, nil
+}
+
+// Disconnect drops every controller for which match(subsystem NQN, host
+// NQN) is true: all its connections (admin and I/O queues) close at once,
+// as when its keep-alive timer fires. It returns the number of
+// controllers dropped. A Connect that resolved its subsystem in the
+// Catalog before the call resolves it again, so that a host removed from
+// the Catalog before Disconnect cannot slip a new controller in. It may
+// be called from any goroutine, before, during or after Serve; it does
+// not call the Catalog.
+func (srv *Server) Disconnect(match func(subnqn, hostnqn string) bool) int {
+	s := srv.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch++
+	n := 0
+	for _, ct := range s.ctrls {
+		if match(ct.sub.NQN, ct.hostNQN) {
+			s.dropLocked(ct)
+			n++
+		}
+	}
+	return n
+}
+
+// Serve accepts connections on ln until ctx is done or Accept fails, and
+// serves each on its own goroutine. When ctx is done it closes ln and every
+// connection, waits for their goroutines and returns nil.
+func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s := srv.s
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -189,6 +235,9 @@ type server struct {
 	ids    *ControllerIDs
 	conns  map[*conn]struct{}
 	closed bool
+	// epoch counts Disconnect calls: a Connect whose Catalog lookup
+	// overlapped one looks its subsystem up again.
+	epoch uint64
 }
 
 func (s *server) newConn(ctx context.Context, nc net.Conn) *conn {

@@ -105,3 +105,12 @@ func (t *Target) unlistenPort(key string, a ListenAddr) {
 		t.unlisten(a.Trtype, a.Traddr, a.Trsvcid)
 	}
 }
+
+// disconnectHook calls Config.Disconnect for subsystem s: every controller
+// through addr (zero: every listener) of host ("": every host). It runs
+// under t.mu.
+func (t *Target) disconnectHook(s *subsystem, addr ListenAddr, host string) {
+	if t.discon != nil && !s.discovery {
+		t.discon(s.nqn, addr, host)
+	}
+}

@@ -400,6 +400,7 @@ func nvmfDeleteSubsystem(_ context.Context, t *Target, r *request) (any, error) 
 		return nil, r.err(-32602, "Invalid parameters")
 	}
 	s.disconnect(func(*nvmfCtrlr) bool { return true })
+	t.disconnectHook(s, ListenAddr{}, "")
 	for _, ns := range s.namespaces {
 		ns.b.release(ns)
 	}
@@ -753,6 +754,7 @@ func nvmfSubsystemAddListener(_ context.Context, t *Target, r *request) (any, er
 func (t *Target) removeListener(s *subsystem, l *listener) {
 	s.disconnect(func(c *nvmfCtrlr) bool { return c.listener == l })
 	s.listeners = slices.DeleteFunc(s.listeners, func(x *listener) bool { return x == l })
+	t.disconnectHook(s, ListenAddr{Trtype: l.trtype, Traddr: l.traddr, Trsvcid: l.trsvcid}, "")
 	key := portKey(l.trtype, l.traddr, l.trsvcid)
 	if t.portUsers(key) == 0 {
 		t.fabric.unbind(key, t)
@@ -911,6 +913,7 @@ func nvmfSubsystemRemoveHost(_ context.Context, t *Target, r *request) (any, err
 	}
 	s.hosts = slices.Delete(s.hosts, i, i+1)
 	s.disconnect(func(c *nvmfCtrlr) bool { return c.hostnqn == p.Host })
+	t.disconnectHook(s, ListenAddr{}, p.Host)
 	return true, nil
 }
 

@@ -46,6 +46,19 @@ type Config struct {
 	// nil hooks: the target listens only on its Fabric.
 	Listen   func(trtype, traddr, trsvcid string) error
 	Unlisten func(trtype, traddr, trsvcid string)
+	// Disconnect cuts the real connections of subsystem subnqn where the
+	// model cuts its own controllers: nvmf_subsystem_remove_host (host is
+	// that host, addr the zero ListenAddr: every listener),
+	// nvmf_subsystem_remove_listener (addr is that listener, host ""),
+	// nvmf_delete_subsystem (both zero: every controller of the
+	// subsystem). Turning allow_any_host off disconnects nobody, as in
+	// SPDK. addr is spelled as Listen spelled it. It is called with the
+	// Target's lock held, within the request that made the change (a
+	// lookup such as NVMfSubsystem that returns after it sees the change),
+	// under the same rules as Listen and Unlisten: it must not call the
+	// Target nor wait for anything that does. nil: only the model's own
+	// controllers are cut.
+	Disconnect func(subnqn string, addr ListenAddr, host string)
 }
 
 // Target is the model of one SPDK application: its object graph (bdevs,
@@ -67,6 +80,7 @@ type Target struct {
 	fileSize  func(string) (int64, bool, error)
 	listen    func(trtype, traddr, trsvcid string) error
 	unlisten  func(trtype, traddr, trsvcid string)
+	discon    func(subnqn string, addr ListenAddr, host string)
 
 	mu sync.Mutex
 	// changed is closed (and replaced) whenever a bdev is registered, to
@@ -97,6 +111,7 @@ func New(cfg Config) *Target {
 		fileSize:  cfg.FileSize,
 		listen:    cfg.Listen,
 		unlisten:  cfg.Unlisten,
+		discon:    cfg.Disconnect,
 		listening: map[string]bool{},
 		changed:   make(chan struct{}),
 		names:     map[string]*bdev{},
