@@ -1,0 +1,353 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/virtual-disk-array/vda/nvmetcp"
+)
+
+// ErrDisconnected is wrapped by the error of every command that fails
+// because its connection was lost or closed.
+var ErrDisconnected = errors.New("nvmetcp/host: disconnected")
+
+// StatusError is an NVMe completion with a non-zero status.
+type StatusError struct {
+	SCT, SC uint8
+	DNR     bool
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("nvmetcp/host: NVMe status SCT %#x SC %#02x (DNR %v)", e.SCT, e.SC, e.DNR)
+}
+
+// cmd is one command slot of a queue, indexed by CID.
+type cmd struct {
+	sqe  nvmetcp.SQE
+	data []byte // outgoing data of a write, destination of a read
+	read bool
+	done chan struct{}
+	cqe  nvmetcp.CQE
+	err  error
+}
+
+// item is one PDU the writer loop sends.
+type item struct {
+	c      *cmd
+	h2c    bool // H2CData instead of a capsule
+	inCap  bool // capsule carries c.data
+	ttag   uint16
+	off, n uint32
+	last   bool
+}
+
+// queue is one NVMe/TCP connection: one submission/completion queue pair.
+type queue struct {
+	qid    uint16
+	nc     net.Conn
+	r      *nvmetcp.Reader
+	w      *nvmetcp.Writer
+	maxH2C uint32
+	free   chan uint16
+
+	mu      sync.Mutex
+	cmds    []*cmd // in flight, by CID
+	slots   []cmd
+	pending []item
+	spare   []item
+	err     error
+
+	kick       chan struct{}
+	dead       chan struct{}
+	writerDone chan struct{}
+	readerDone chan struct{}
+}
+
+// dialQueue connects and does the ICReq/ICResp exchange.
+func dialQueue(ctx context.Context, addr string, qid uint16, depth int, dg nvmetcp.Digests, maxData int) (*queue, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	} else {
+		nc.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	r, err := nvmetcp.NewReader(nc, nvmetcp.ReaderConfig{Role: nvmetcp.RoleHost, MaxData: maxData})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	w := nvmetcp.NewWriter(nc)
+	if err := w.WritePDU(&nvmetcp.PDU{Type: nvmetcp.TypeICReq, ICReq: nvmetcp.ICReq{Digests: dg}}); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nvmetcp/host: ICReq: %w", err)
+	}
+	p, err := r.Read()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nvmetcp/host: ICResp: %w", err)
+	}
+	if p.Type != nvmetcp.TypeICResp {
+		nc.Close()
+		return nil, fmt.Errorf("nvmetcp/host: got %v instead of ICResp", p.Type)
+	}
+	if p.ICResp.Digests != dg {
+		nc.Close()
+		return nil, fmt.Errorf("nvmetcp/host: digests %#x granted, %#x asked", p.ICResp.Digests, dg)
+	}
+	r.SetDigests(dg)
+	w.Encoder = nvmetcp.Encoder{Digests: dg, PDA: p.ICResp.CPDA}
+	nc.SetDeadline(time.Time{})
+	q := &queue{
+		qid: qid, nc: nc, r: r, w: w, maxH2C: p.ICResp.MaxH2CData,
+		free: make(chan uint16, depth), cmds: make([]*cmd, depth), slots: make([]cmd, depth),
+		kick: make(chan struct{}, 1), dead: make(chan struct{}),
+		writerDone: make(chan struct{}), readerDone: make(chan struct{}),
+	}
+	for i := range depth {
+		q.slots[i].done = make(chan struct{}, 1)
+		q.free <- uint16(i)
+	}
+	go q.writeLoop()
+	go q.readLoop()
+	return q, nil
+}
+
+// fail marks the queue dead and closes its connection; the reader loop
+// then fails every command in flight.
+func (q *queue) fail(err error) {
+	q.mu.Lock()
+	if q.err == nil {
+		if !errors.Is(err, ErrDisconnected) {
+			err = fmt.Errorf("%w: queue %d: %v", ErrDisconnected, q.qid, err)
+		}
+		q.err = err
+		close(q.dead)
+	}
+	q.mu.Unlock()
+	q.nc.Close()
+}
+
+func (q *queue) close() {
+	q.fail(fmt.Errorf("%w: queue %d closed", ErrDisconnected, q.qid))
+	<-q.readerDone
+}
+
+func (q *queue) enqueue(it item) {
+	q.mu.Lock()
+	q.pending = append(q.pending, it)
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) writeLoop() {
+	defer close(q.writerDone)
+	var p nvmetcp.PDU
+	for {
+		select {
+		case <-q.kick:
+		case <-q.dead:
+			return
+		}
+		q.mu.Lock()
+		items := q.pending
+		q.pending = q.spare[:0]
+		q.mu.Unlock()
+		for _, it := range items {
+			p = nvmetcp.PDU{}
+			if it.h2c {
+				p.Type = nvmetcp.TypeH2CData
+				p.H2CData = nvmetcp.H2CData{CCCID: it.c.sqe.CID(), TTAG: it.ttag, DataOffset: it.off, DataLength: it.n}
+				p.Data = it.c.data[it.off : it.off+it.n]
+				if it.last {
+					p.Flags = nvmetcp.FlagLastPDU
+				}
+			} else {
+				p.Type = nvmetcp.TypeCapsuleCmd
+				p.SQE = it.c.sqe
+				if it.inCap {
+					p.Data = it.c.data
+				}
+			}
+			if err := q.w.Queue(&p); err != nil {
+				q.fail(err)
+				return
+			}
+		}
+		p.Data = nil
+		clear(items)
+		q.spare = items
+		if err := q.w.Flush(); err != nil {
+			q.fail(err)
+			return
+		}
+	}
+}
+
+func (q *queue) lookup(cid uint16) *cmd {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if int(cid) >= len(q.cmds) {
+		return nil
+	}
+	return q.cmds[cid]
+}
+
+// complete ends command cid with cqe (nil for the SUCCESS flag) or err.
+func (q *queue) complete(cid uint16, cqe *nvmetcp.CQE, err error) bool {
+	q.mu.Lock()
+	if int(cid) >= len(q.cmds) || q.cmds[cid] == nil {
+		q.mu.Unlock()
+		return false
+	}
+	c := q.cmds[cid]
+	q.cmds[cid] = nil
+	q.mu.Unlock()
+	if cqe != nil {
+		c.cqe = *cqe
+	} else {
+		c.cqe = nvmetcp.CQE{}
+	}
+	if c.err == nil {
+		c.err = err
+	}
+	c.done <- struct{}{}
+	return true
+}
+
+func (q *queue) readLoop() {
+	defer close(q.readerDone)
+	err := q.readPDUs()
+	q.fail(err)
+	<-q.writerDone
+	q.mu.Lock()
+	qerr := q.err
+	var fl []*cmd
+	for i, c := range q.cmds {
+		if c != nil {
+			fl = append(fl, c)
+			q.cmds[i] = nil
+		}
+	}
+	q.mu.Unlock()
+	for _, c := range fl {
+		c.err = qerr
+		c.done <- struct{}{}
+	}
+}
+
+func (q *queue) readPDUs() error {
+	for {
+		p, err := q.r.ReadHeader()
+		if err != nil {
+			return err
+		}
+		switch p.Type {
+		case nvmetcp.TypeCapsuleResp:
+			cqe := p.CQE
+			if !q.complete(cqe.CID(), &cqe, nil) {
+				return fmt.Errorf("completion of unknown CID %d", cqe.CID())
+			}
+		case nvmetcp.TypeC2HData:
+			d := p.C2HData
+			flags := p.Flags
+			c := q.lookup(d.CCCID)
+			if c == nil || !c.read || uint64(d.DataOffset)+uint64(d.DataLength) > uint64(len(c.data)) {
+				return fmt.Errorf("unexpected C2HData CID %d offset %d length %d", d.CCCID, d.DataOffset, d.DataLength)
+			}
+			if _, err := q.r.ReadData(c.data[d.DataOffset : d.DataOffset+d.DataLength]); err != nil {
+				var pe *nvmetcp.ProtocolError
+				if !errors.As(err, &pe) || pe.Fatal() {
+					return err
+				}
+				c.err = fmt.Errorf("nvmetcp/host: %w", err) // the reader loop owns c until completion
+			}
+			if flags&nvmetcp.FlagSuccess != 0 {
+				q.complete(d.CCCID, nil, nil)
+			}
+		case nvmetcp.TypeR2T:
+			t := p.R2T
+			c := q.lookup(t.CCCID)
+			if c == nil || c.read || uint64(t.Offset)+uint64(t.Length) > uint64(len(c.data)) {
+				return fmt.Errorf("unexpected R2T CID %d offset %d length %d", t.CCCID, t.Offset, t.Length)
+			}
+			for off := t.Offset; off < t.Offset+t.Length; {
+				n := min(t.Offset+t.Length-off, q.maxH2C)
+				q.enqueue(item{c: c, h2c: true, ttag: t.TTAG, off: off, n: n, last: off+n == t.Offset+t.Length})
+				off += n
+			}
+		case nvmetcp.TypeC2HTermReq:
+			return fmt.Errorf("controller terminated the connection: FES %v", p.TermReq.FES)
+		default:
+			return fmt.Errorf("unexpected %v", p.Type)
+		}
+	}
+}
+
+// exec runs one command: sqe (CID set here) with data, in-capsule when
+// inCap. ctx bounds only the wait for a free CID: once sent, a command
+// runs to completion or to the loss of the connection, since the
+// controller may still write into data.
+func (q *queue) exec(ctx context.Context, sqe *nvmetcp.SQE, data []byte, read, inCap bool) (nvmetcp.CQE, error) {
+	var cid uint16
+	select {
+	case cid = <-q.free:
+	case <-q.dead:
+		q.mu.Lock()
+		err := q.err
+		q.mu.Unlock()
+		return nvmetcp.CQE{}, err
+	case <-ctx.Done():
+		return nvmetcp.CQE{}, ctx.Err()
+	}
+	c := &q.slots[cid]
+	c.sqe = *sqe
+	c.sqe.SetCID(cid)
+	c.data, c.read, c.err = data, read, nil
+	if inCap {
+		c.sqe.SetSGL(nvmetcp.SGLInCapsule, 0, uint32(len(data)))
+	} else {
+		c.sqe.SetSGL(nvmetcp.SGLTransport, 0, uint32(len(data)))
+	}
+	q.mu.Lock()
+	if q.err != nil {
+		err := q.err
+		q.mu.Unlock()
+		q.free <- cid
+		return nvmetcp.CQE{}, err
+	}
+	q.cmds[cid] = c
+	q.pending = append(q.pending, item{c: c, inCap: inCap})
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+	<-c.done
+	cqe, err := c.cqe, c.err
+	c.data = nil
+	if errors.Is(err, ErrDisconnected) {
+		return cqe, err // the CID may still be in the controller's hands; never reuse it
+	}
+	q.free <- cid
+	if err != nil {
+		return cqe, err
+	}
+	if !cqe.Success() {
+		return cqe, &StatusError{SCT: cqe.SCT(), SC: cqe.SC(), DNR: cqe.DNR()}
+	}
+	return cqe, nil
+}
