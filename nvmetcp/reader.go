@@ -173,6 +173,11 @@ func (r *Reader) Established() bool { return r.ready }
 // Offset returns the number of bytes of the stream consumed so far.
 func (r *Reader) Offset() int64 { return r.off }
 
+// Buffered returns the number of bytes read from the underlying reader and
+// not consumed yet: a caller that batches its answers (a target queueing
+// completions) sends them when this is 0, before the next Read blocks.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
 // Read reads the next PDU whole. When only its data digest is wrong it
 // returns the PDU together with a *ProtocolError of KindDataDigest; the
 // stream stays usable and the caller fails the command the PDU belongs to.

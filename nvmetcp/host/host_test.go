@@ -3,6 +3,7 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -378,3 +379,121 @@ func BenchmarkRandRead4K(b *testing.B)   { benchIO(b, 4096, true, false) }
 func BenchmarkRandWrite4K(b *testing.B)  { benchIO(b, 4096, true, true) }
 func BenchmarkSeqRead128K(b *testing.B)  { benchIO(b, 128<<10, false, false) }
 func BenchmarkSeqWrite128K(b *testing.B) { benchIO(b, 128<<10, false, true) }
+
+// TestQueueDepthOne: QueueDepth 1 connects (the queue asks for SQSIZE 1,
+// two entries, as SQSIZE 0 is invalid) and keeps one command outstanding
+// however many goroutines use it; the admin queue keeps its own depth, so
+// the outstanding AER does not starve Keep Alive or a refresh.
+func TestQueueDepthOne(t *testing.T) {
+	e := start(t, target.Config{}, 4096)
+	c := dial(t, e, host.Config{IOQueues: 1, QueueDepth: 1, KeepAlive: 1200 * time.Millisecond})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			buf := make([]byte, 8192)
+			got := make([]byte, len(buf))
+			for i := range 50 {
+				for j := range buf {
+					buf[j] = byte(w*31 + i*7 + j)
+				}
+				off := uint64(w)*(1<<20) + uint64(i%16)*8192
+				if err := c.WriteAt(ctx, buf, off); err != nil {
+					errs <- err
+					return
+				}
+				if err := c.ReadAt(ctx, got, off); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(got, buf) {
+					errs <- fmt.Errorf("worker %d: data mismatch at %d", w, off)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatalf("Refresh with an AER outstanding: %v", err)
+	}
+}
+
+// TestBatchedSubmissions: many goroutines on one queue, more than its
+// depth, each writing blocks stamped with their LBA and a seed and reading
+// them back, so that submissions go out in batches and completions arrive
+// in batches, with and without digests and with R2T writes mixed in; every
+// block read must carry its own stamp.
+func TestBatchedSubmissions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		dg     bool
+		depth  int
+		ioSize int
+	}{
+		{"qd32-4k", false, 32, 4096},
+		{"qd32-4k-digests", true, 32, 4096},
+		{"qd8-mixed-r2t", false, 8, 0},
+		{"qd128-4k", false, 128, 4096},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, target.Config{C2HSuccess: true}, 4096)
+			c := dial(t, e, host.Config{IOQueues: 1, QueueDepth: tc.depth, HeaderDigest: tc.dg, DataDigest: tc.dg})
+			ctx := context.Background()
+			const workers, rounds = 96, 30
+			const bs = 4096
+			stamp := func(b []byte, lba, seed uint64) {
+				for k := 0; k < len(b); k += bs {
+					binary.LittleEndian.PutUint64(b[k:], lba+uint64(k/bs))
+					binary.LittleEndian.PutUint64(b[k+8:], seed)
+					for j := 16; j < bs; j += 8 {
+						binary.LittleEndian.PutUint64(b[k+j:], (lba+uint64(k/bs))*seed+uint64(j))
+					}
+				}
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, workers)
+			region := uint64(devSize / workers / bs) // blocks per worker
+			for w := range workers {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(w), 11))
+					for i := range rounds {
+						size := tc.ioSize
+						if size == 0 { // 4 KiB in capsule to 64 KiB by R2T
+							size = bs << rng.IntN(5)
+						}
+						nb := uint64(size / bs)
+						lba := uint64(w)*region + rng.Uint64N(region-nb+1)
+						seed := uint64(w)<<32 | uint64(i) + 1
+						buf := make([]byte, size)
+						stamp(buf, lba, seed)
+						if err := c.WriteAt(ctx, buf, lba*bs); err != nil {
+							errs <- fmt.Errorf("write %d@%d: %w", size, lba, err)
+							return
+						}
+						got := make([]byte, size)
+						if err := c.ReadAt(ctx, got, lba*bs); err != nil {
+							errs <- fmt.Errorf("read %d@%d: %w", size, lba, err)
+							return
+						}
+						if !bytes.Equal(got, buf) {
+							errs <- fmt.Errorf("worker %d round %d: %d bytes at LBA %d read back as LBA %d seed %#x", w, i, size, lba,
+								binary.LittleEndian.Uint64(got), binary.LittleEndian.Uint64(got[8:]))
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ type queue struct {
 	r      *nvmetcp.Reader
 	w      *nvmetcp.Writer
 	maxH2C uint32
+	depth  int // commands in flight at most
 	free   chan uint16
 
 	mu      sync.Mutex
@@ -59,8 +61,11 @@ type queue struct {
 	slots   []cmd
 	pending []item
 	spare   []item
+	writing bool // the writer loop is awake: submitters only append
 	err     error
 
+	// kick wakes the writer loop; it is sent only when writing turns true,
+	// so it never holds more than one token.
 	kick       chan struct{}
 	dead       chan struct{}
 	writerDone chan struct{}
@@ -109,7 +114,7 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth int, dg nvmet
 	w.Encoder = nvmetcp.Encoder{Digests: dg, PDA: p.ICResp.CPDA}
 	nc.SetDeadline(time.Time{})
 	q := &queue{
-		qid: qid, nc: nc, r: r, w: w, maxH2C: p.ICResp.MaxH2CData,
+		qid: qid, nc: nc, r: r, w: w, maxH2C: p.ICResp.MaxH2CData, depth: depth,
 		free: make(chan uint16, depth), cmds: make([]*cmd, depth), slots: make([]cmd, depth),
 		kick: make(chan struct{}, 1), dead: make(chan struct{}),
 		writerDone: make(chan struct{}), readerDone: make(chan struct{}),
@@ -146,13 +151,37 @@ func (q *queue) close() {
 func (q *queue) enqueue(it item) {
 	q.mu.Lock()
 	q.pending = append(q.pending, it)
+	wake := q.wakeLocked()
 	q.mu.Unlock()
+	if wake {
+		q.wake()
+	}
+}
+
+// wakeLocked, with mu held, reports whether the caller must wake the
+// writer loop (it was idle); it is then marked awake.
+func (q *queue) wakeLocked() bool {
+	if q.writing {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+func (q *queue) wake() {
 	select {
 	case q.kick <- struct{}{}:
 	default:
 	}
 }
 
+// writeLoop sends what submitters queue. Once woken it yields the
+// processor once before taking the batch: the goroutines a burst of
+// completions made runnable then submit their next commands first, and
+// all of them go out in one writev instead of one each (with GOMAXPROCS=1
+// the writer would otherwise run right after the first submitter, as the
+// goroutine it readied). It then writes until nothing is pending; while it
+// is awake, submitters only append under the lock, without waking anyone.
 func (q *queue) writeLoop() {
 	defer close(q.writerDone)
 	var p nvmetcp.PDU
@@ -162,39 +191,56 @@ func (q *queue) writeLoop() {
 		case <-q.dead:
 			return
 		}
-		q.mu.Lock()
-		items := q.pending
-		q.pending = q.spare[:0]
-		q.mu.Unlock()
-		for _, it := range items {
-			p = nvmetcp.PDU{}
-			if it.h2c {
-				p.Type = nvmetcp.TypeH2CData
-				p.H2CData = nvmetcp.H2CData{CCCID: it.c.sqe.CID(), TTAG: it.ttag, DataOffset: it.off, DataLength: it.n}
-				p.Data = it.c.data[it.off : it.off+it.n]
-				if it.last {
-					p.Flags = nvmetcp.FlagLastPDU
-				}
-			} else {
-				p.Type = nvmetcp.TypeCapsuleCmd
-				p.SQE = it.c.sqe
-				if it.inCap {
-					p.Data = it.c.data
-				}
+		runtime.Gosched()
+		for {
+			q.mu.Lock()
+			items := q.pending
+			if len(items) == 0 || q.err != nil {
+				q.writing = false
+				q.mu.Unlock()
+				break
 			}
-			if err := q.w.Queue(&p); err != nil {
-				q.fail(err)
+			q.pending = q.spare[:0]
+			q.mu.Unlock()
+			if !q.send(items, &p) {
 				return
 			}
 		}
-		p.Data = nil
-		clear(items)
-		q.spare = items
-		if err := q.w.Flush(); err != nil {
+	}
+}
+
+// send encodes items and writes them with one Flush; false if the
+// connection failed.
+func (q *queue) send(items []item, p *nvmetcp.PDU) bool {
+	for _, it := range items {
+		*p = nvmetcp.PDU{}
+		if it.h2c {
+			p.Type = nvmetcp.TypeH2CData
+			p.H2CData = nvmetcp.H2CData{CCCID: it.c.sqe.CID(), TTAG: it.ttag, DataOffset: it.off, DataLength: it.n}
+			p.Data = it.c.data[it.off : it.off+it.n]
+			if it.last {
+				p.Flags = nvmetcp.FlagLastPDU
+			}
+		} else {
+			p.Type = nvmetcp.TypeCapsuleCmd
+			p.SQE = it.c.sqe
+			if it.inCap {
+				p.Data = it.c.data
+			}
+		}
+		if err := q.w.Queue(p); err != nil {
 			q.fail(err)
-			return
+			return false
 		}
 	}
+	p.Data = nil
+	clear(items)
+	q.spare = items // only the writer loop touches spare
+	if err := q.w.Flush(); err != nil {
+		q.fail(err)
+		return false
+	}
+	return true
 }
 
 func (q *queue) lookup(cid uint16) *cmd {
@@ -303,15 +349,13 @@ func (q *queue) readPDUs() error {
 // controller may still write into data.
 func (q *queue) exec(ctx context.Context, sqe *nvmetcp.SQE, data []byte, read, inCap bool) (nvmetcp.CQE, error) {
 	var cid uint16
-	select {
+	select { // a free slot at once: no multi-way select
 	case cid = <-q.free:
-	case <-q.dead:
-		q.mu.Lock()
-		err := q.err
-		q.mu.Unlock()
-		return nvmetcp.CQE{}, err
-	case <-ctx.Done():
-		return nvmetcp.CQE{}, ctx.Err()
+	default:
+		var err error
+		if cid, err = q.waitSlot(ctx); err != nil {
+			return nvmetcp.CQE{}, err
+		}
 	}
 	c := &q.slots[cid]
 	c.sqe = *sqe
@@ -331,10 +375,10 @@ func (q *queue) exec(ctx context.Context, sqe *nvmetcp.SQE, data []byte, read, i
 	}
 	q.cmds[cid] = c
 	q.pending = append(q.pending, item{c: c, inCap: inCap})
+	wake := q.wakeLocked()
 	q.mu.Unlock()
-	select {
-	case q.kick <- struct{}{}:
-	default:
+	if wake {
+		q.wake()
 	}
 	<-c.done
 	cqe, err := c.cqe, c.err
@@ -350,4 +394,19 @@ func (q *queue) exec(ctx context.Context, sqe *nvmetcp.SQE, data []byte, read, i
 		return cqe, &StatusError{SCT: cqe.SCT(), SC: cqe.SC(), DNR: cqe.DNR()}
 	}
 	return cqe, nil
+}
+
+// waitSlot waits for a free CID, the loss of the queue or the end of ctx.
+func (q *queue) waitSlot(ctx context.Context) (uint16, error) {
+	select {
+	case cid := <-q.free:
+		return cid, nil
+	case <-q.dead:
+		q.mu.Lock()
+		err := q.err
+		q.mu.Unlock()
+		return 0, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/virtual-disk-array/vda/nvmetcp"
@@ -44,77 +46,170 @@ var (
 	stInternal     = st(0, scInternal, false)
 )
 
-// conn is one queue: one TCP connection.
+// conn is one queue: one TCP connection. See queue.go for who runs what.
 type conn struct {
-	s   *server
-	nc  net.Conn
-	ctx context.Context
-	r   *nvmetcp.Reader
-	w   *nvmetcp.Writer
+	s      *server
+	nc     net.Conn
+	ctx    context.Context // cancelled when the connection ends
+	cancel context.CancelFunc
+	r      *nvmetcp.Reader
 
-	ctrl   *controller
-	qid    uint16
-	sqsize uint16 // 0's based
-	sqhd   uint16
+	// Reader only.
+	ctrl      *controller
+	qid       uint16
+	sqsize    uint16              // 0's based
+	xfers     map[uint16]*command // writes waiting for H2CData, by TTAG
+	nextTTag  uint16
+	inlineN   uint32 // commands executed inline, for sampling their time
+	inlineOut int    // commands completed inline since the reader last wrote
+	idBuf     [nvmetcp.IdentifyLen]byte
 
-	xfers    map[uint16]*xfer // by TTAG
-	nextTTag uint16
-	idBuf    [nvmetcp.IdentifyLen]byte
-}
+	// sqhd is the SQ head: advanced by the reader as it takes each
+	// command, read by whoever builds a CQE.
+	sqhd atomic.Uint32
 
-// xfer is a command waiting for its data through R2T/H2CData.
-type xfer struct {
-	sqe      nvmetcp.SQE
-	buf      []byte
-	r2to     uint32 // offset of the outstanding R2T
-	r2tl     uint32
-	got      uint32 // bytes received of the outstanding R2T
-	digestKO bool
+	// Output, under wmu: PDUs queued for the writer goroutine, the
+	// buffers and slots to release once they are written.
+	wmu      sync.Mutex
+	out      *nvmetcp.Writer
+	outRel   []*ioBuf
+	outN     atomic.Int32 // PDUs queued (written under wmu, read by the reader without it)
+	outSlots int
+	wclosed  bool // the writer is gone
+	final    bool // nothing more after what is queued (a TermReq)
+	wake     chan struct{}
+
+	// The write itself, under fmu: the Writer written (swapped with out)
+	// and the buffers it releases.
+	fmu   sync.Mutex
+	spare *nvmetcp.Writer
+	rel   []*ioBuf
+
+	wstop chan struct{}
+	wdone chan struct{}
+
+	slots   chan struct{} // one per I/O command in flight
+	work    chan *command // to idle workers
+	workers sync.WaitGroup
+	running atomic.Int32 // commands dispatched to workers, not completed
+	fast    atomic.Int32 // I/O commands in a row faster than fastOp
 }
 
 func (c *conn) serve() {
 	defer c.s.dropConn(c)
-	defer c.nc.Close()
 	cfg := c.s.cfg
 	maxData := max(int(cfg.MaxH2CData), int(cfg.InCapsuleData), 8192)
 	r, err := nvmetcp.NewReader(c.nc, nvmetcp.ReaderConfig{Role: nvmetcp.RoleController, MaxData: maxData})
 	if err != nil {
+		c.close()
 		return
 	}
-	c.r, c.w = r, nvmetcp.NewWriter(c.nc)
-	c.xfers = map[uint16]*xfer{}
-	defer func() {
-		if c.ctrl != nil {
-			c.s.detach(c.ctrl, c, c.qid == 0)
-		}
-	}()
+	c.r = r
+	c.out = nvmetcp.NewWriter(c.nc)
+	c.spare = nvmetcp.NewWriter(c.nc)
+	c.xfers = map[uint16]*command{}
+	c.wake = make(chan struct{}, 1)
+	c.wstop = make(chan struct{})
+	c.wdone = make(chan struct{})
+	c.slots = make(chan struct{}, mqes+1)
+	c.work = make(chan *command)
+	go c.writeLoop()
+	defer c.shutdown()
 	for {
-		p, err := c.r.Read()
-		if err != nil {
+		if err := c.readPDU(); err != nil {
 			var pe *nvmetcp.ProtocolError
-			if errors.As(err, &pe) && !pe.Fatal() {
-				if c.handle(p, true) != nil {
-					return
-				}
-				continue
-			}
-			if errors.As(err, &pe) {
+			if errors.As(err, &pe) && pe.Fatal() {
 				c.terminate(pe)
 			}
 			return
 		}
-		if c.handle(p, false) != nil {
-			return
+		// Write what is queued before the next read may block, or once a
+		// batch is large enough (see flushBatch).
+		if c.r.Buffered() == 0 || c.outN.Load() >= flushBatch {
+			if c.running.Load() != 0 {
+				c.kick()
+			} else if _, err := c.flushOut(false); err != nil {
+				c.closeWriter()
+				return
+			}
 		}
 	}
 }
 
-// terminate sends the C2HTermReq for a fatal protocol error; the caller
-// closes the connection.
+// shutdown ends the connection once the reader stopped: commands in
+// flight are cancelled and waited for, what is queued is written (within
+// 5 s), the connection closes and leaves its controller.
+func (c *conn) shutdown() {
+	c.cancel()
+	c.workers.Wait()
+	for ttag, cm := range c.xfers {
+		delete(c.xfers, ttag)
+		c.wmu.Lock()
+		c.holdLocked(cm.buf, true)
+		c.wmu.Unlock()
+		freeCommand(cm)
+	}
+	close(c.wstop)
+	<-c.wdone
+	c.closeWriter()
+	c.nc.Close()
+	if c.ctrl != nil {
+		c.s.detach(c.ctrl, c, c.qid == 0)
+	}
+}
+
+// readPDU reads and handles one PDU; an error ends the connection.
+func (c *conn) readPDU() error {
+	p, err := c.r.ReadHeader()
+	if err != nil {
+		return err
+	}
+	if p.Type == nvmetcp.TypeH2CData {
+		return c.h2cData(p)
+	}
+	data, err := c.r.ReadData(nil)
+	digestKO := false
+	if err != nil {
+		var pe *nvmetcp.ProtocolError
+		if !errors.As(err, &pe) || pe.Fatal() {
+			return err
+		}
+		digestKO = true
+	}
+	switch p.Type {
+	case nvmetcp.TypeICReq:
+		d := p.ICReq.Digests
+		resp := nvmetcp.PDU{Type: nvmetcp.TypeICResp, ICResp: nvmetcp.ICResp{Digests: d, MaxH2CData: c.s.cfg.MaxH2CData}}
+		c.wmu.Lock()
+		c.queueLocked(&resp)
+		c.out.Encoder = nvmetcp.Encoder{Digests: d, PDA: p.ICReq.HPDA}
+		c.wmu.Unlock()
+		c.r.SetDigests(d)
+		return nil
+	case nvmetcp.TypeH2CTermReq:
+		return errors.New("target: host terminated the connection")
+	case nvmetcp.TypeCapsuleCmd:
+		return c.capsule(p, data, digestKO)
+	}
+	return errors.New("target: unexpected PDU")
+}
+
+// terminate queues the C2HTermReq for a fatal protocol error and stops
+// any further output; the caller closes the connection.
 func (c *conn) terminate(pe *nvmetcp.ProtocolError) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if t, ok := pe.TermReqPDU(nvmetcp.TypeC2HTermReq); ok {
-		c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_ = c.w.WritePDU(&t)
+		c.queueLocked(&t)
+	}
+	// Completions of commands still in flight are not sent after it.
+	c.final = true
+}
+
+// waitIdle waits until no command runs on a worker.
+func (c *conn) waitIdle() {
+	for c.running.Load() > 0 && c.ctx.Err() == nil {
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -124,57 +219,50 @@ func (c *conn) fatal(kind nvmetcp.Kind, fes nvmetcp.FES, fei uint32, hdr []byte)
 	return pe
 }
 
-// handle processes one PDU; an error ends the connection.
-func (c *conn) handle(p *nvmetcp.PDU, digestKO bool) error {
-	switch p.Type {
-	case nvmetcp.TypeICReq:
-		d := p.ICReq.Digests
-		resp := nvmetcp.PDU{Type: nvmetcp.TypeICResp, ICResp: nvmetcp.ICResp{Digests: d, MaxH2CData: c.s.cfg.MaxH2CData}}
-		if err := c.w.WritePDU(&resp); err != nil {
-			return err
-		}
-		c.r.SetDigests(d)
-		c.w.Encoder = nvmetcp.Encoder{Digests: d, PDA: p.ICReq.HPDA}
-		return nil
-	case nvmetcp.TypeH2CTermReq:
-		return errors.New("target: host terminated the connection")
-	case nvmetcp.TypeCapsuleCmd:
-		return c.capsule(p, digestKO)
-	case nvmetcp.TypeH2CData:
-		return c.h2cData(p, digestKO)
-	}
-	return errors.New("target: unexpected PDU")
-}
-
-// respond queues and sends the CapsuleResp of sqe.
+// respond queues the CapsuleResp of sqe.
 func (c *conn) respond(sqe *nvmetcp.SQE, s status, dw0, dw1 uint32) error {
-	c.advance()
+	c.wmu.Lock()
+	c.respondLocked(sqe.CID(), s, dw0, dw1)
+	c.wmu.Unlock()
+	return nil
+}
+
+func (c *conn) respondLocked(cid uint16, s status, dw0, dw1 uint32) {
 	p := nvmetcp.PDU{Type: nvmetcp.TypeCapsuleResp}
-	c.fillCQE(&p.CQE, sqe, s, dw0, dw1)
-	if err := c.w.Queue(&p); err != nil {
-		return err
-	}
-	return c.w.Flush()
+	c.fillCQE(&p.CQE, cid, s, dw0, dw1)
+	c.queueLocked(&p)
 }
 
+// completeAsync completes an AER the queue holds; any goroutine may call
+// it.
+func (c *conn) completeAsync(cid uint16, dw0 uint32) error {
+	c.wmu.Lock()
+	c.respondLocked(cid, stOK, dw0, 0)
+	c.wmu.Unlock()
+	c.kick()
+	return nil
+}
+
+// advance moves the SQ head past a command the reader just took.
 func (c *conn) advance() {
-	c.sqhd++
-	if c.sqsize != 0 && c.sqhd > c.sqsize {
-		c.sqhd = 0
+	h := c.sqhd.Load() + 1
+	if c.sqsize != 0 && h > uint32(c.sqsize) {
+		h = 0
 	}
+	c.sqhd.Store(h)
 }
 
-func (c *conn) fillCQE(q *nvmetcp.CQE, sqe *nvmetcp.SQE, s status, dw0, dw1 uint32) {
+func (c *conn) fillCQE(q *nvmetcp.CQE, cid uint16, s status, dw0, dw1 uint32) {
 	q.SetDW0(dw0)
 	q.SetDW1(dw1)
-	q.SetSQHead(c.sqhd)
+	q.SetSQHead(uint16(c.sqhd.Load()))
 	q.SetSQID(c.qid)
-	q.SetCID(sqe.CID())
+	q.SetCID(cid)
 	q.SetStatus(uint16(s))
 }
 
-// sendData sends data to the host in C2HData PDUs then, unless the
-// SUCCESS optimisation applies, a CapsuleResp.
+// sendData queues the answer of an admin command that returns data: a
+// copy of data, which the caller may reuse at once.
 func (c *conn) sendData(sqe *nvmetcp.SQE, data []byte, successOpt bool) error {
 	if sqe.SGLIdentifier() != nvmetcp.SGLTransport {
 		return c.respond(sqe, st(0, scSGLType, true), 0, 0)
@@ -182,35 +270,49 @@ func (c *conn) sendData(sqe *nvmetcp.SQE, data []byte, successOpt bool) error {
 	if l := int(sqe.SGLLength()); l < len(data) {
 		data = data[:l]
 	}
+	var buf *ioBuf
+	if len(data) > 0 {
+		buf = c.s.getBuf(len(data))
+		copy(buf.b, data)
+		data = buf.b
+	}
+	c.wmu.Lock()
+	c.queueDataLocked(sqe.CID(), data, successOpt)
+	c.holdLocked(buf, false)
+	c.wmu.Unlock()
+	return nil
+}
+
+// queueDataLocked queues data in C2HData PDUs then, unless the SUCCESS
+// optimisation applies, a CapsuleResp.
+func (c *conn) queueDataLocked(cid uint16, data []byte, successOpt bool) {
 	chunk := int(c.s.cfg.C2HDataMax)
 	for off := 0; off < len(data); off += chunk {
 		end := min(off+chunk, len(data))
 		p := nvmetcp.PDU{Type: nvmetcp.TypeC2HData, Data: data[off:end],
-			C2HData: nvmetcp.C2HData{CCCID: sqe.CID(), DataOffset: uint32(off), DataLength: uint32(end - off)}}
+			C2HData: nvmetcp.C2HData{CCCID: cid, DataOffset: uint32(off), DataLength: uint32(end - off)}}
 		if end == len(data) {
 			p.Flags = nvmetcp.FlagLastPDU
 			if successOpt {
 				p.Flags |= nvmetcp.FlagSuccess
 			}
 		}
-		if err := c.w.Queue(&p); err != nil {
-			return err
-		}
+		c.queueLocked(&p)
 	}
 	if successOpt && len(data) > 0 {
-		c.advance()
-		return c.w.Flush()
+		return
 	}
-	return c.respond(sqe, stOK, 0, 0)
+	c.respondLocked(cid, stOK, 0, 0)
 }
 
-func (c *conn) capsule(p *nvmetcp.PDU, digestKO bool) error {
+func (c *conn) capsule(p *nvmetcp.PDU, data []byte, digestKO bool) error {
 	sqe := p.SQE
+	c.advance()
 	if digestKO {
 		return c.respond(&sqe, st(0, scTransient, false), 0, 0)
 	}
 	if sqe.Opcode() == nvmetcp.OpcodeFabrics {
-		return c.fabrics(&sqe, p.Data)
+		return c.fabrics(&sqe, data)
 	}
 	if c.ctrl == nil {
 		return c.respond(&sqe, stSequence, 0, 0)
@@ -219,9 +321,9 @@ func (c *conn) capsule(p *nvmetcp.PDU, digestKO bool) error {
 		return c.respond(&sqe, stInvalidField, 0, 0)
 	}
 	if c.qid == 0 {
-		return c.admin(&sqe, p.Data)
+		return c.admin(&sqe, data)
 	}
-	return c.io(&sqe, p.Data)
+	return c.io(&sqe, data)
 }
 
 // inCapsule returns the in-capsule data the SGL of sqe designates.
@@ -264,9 +366,10 @@ func (c *conn) fabrics(sqe *nvmetcp.SQE, data []byte) error {
 		}
 		return c.respond(sqe, stOK, 0, 0)
 	case fcDisconnect:
-		if err := c.respond(sqe, stOK, 0, 0); err != nil {
-			return err
-		}
+		// Commands in flight complete first; the answer is the last PDU.
+		c.kick()
+		c.waitIdle()
+		c.respond(sqe, stOK, 0, 0)
 		return errors.New("target: disconnect")
 	}
 	return c.respond(sqe, st(0, scInvalidOpcode, true), 0, 0)
@@ -322,6 +425,9 @@ func (c *conn) connect(sqe *nvmetcp.SQE, data []byte) error {
 	copy(hostID[:], d[cdHostID:])
 	subNQN := cstring(d[cdSubNQN : cdSubNQN+256])
 	host := cstring(d[cdHostNQN : cdHostNQN+256])
+	if subNQN == nvmetcp.DiscoveryNQN {
+		return c.connectDiscovery(sqe, qid, sqsize, host, hostID, kato)
+	}
 	for {
 		c.s.mu.Lock()
 		epoch := c.s.epoch
@@ -338,13 +444,18 @@ func (c *conn) connect(sqe *nvmetcp.SQE, data []byte) error {
 		}
 		// A Disconnect since the lookup may have removed host from
 		// sub: look again.
-		if c.ctrl = c.s.newController(sub, host, hostID, kato, c, epoch); c.ctrl != nil {
+		ct, full := c.s.newController(sub, sizesOf(sub), host, hostID, kato, c, epoch)
+		if full {
+			return c.respond(sqe, stInternal, 0, 0) // no CNTLID left, as SPDK fails
+		}
+		if ct != nil {
+			c.ctrl = ct
 			break
 		}
 	}
 	if qid != 0 {
 		id := binary.LittleEndian.Uint16(d[cdCNTLID:])
-		ct, ok := c.s.attach(id, subNQN, host, c)
+		ct, ok := c.s.attach(id, qid, subNQN, host, c)
 		if !ok {
 			return c.connectInvalid(sqe, true, cdCNTLID)
 		}
@@ -367,6 +478,35 @@ func (c *conn) connect(sqe *nvmetcp.SQE, data []byte) error {
 	return c.respond(sqe, stOK, uint32(c.ctrl.id), 0)
 }
 
+// connectDiscovery creates a discovery controller: any host may, on the
+// admin queue only, when the Catalog is a DiscoveryCatalog.
+func (c *conn) connectDiscovery(sqe *nvmetcp.SQE, qid, sqsize uint16, host string, hostID [16]byte,
+	kato time.Duration) error {
+	if qid != 0 {
+		return c.connectInvalid(sqe, false, 42) // no I/O queues
+	}
+	entries, seq, ok := c.s.discovery(host)
+	if !ok {
+		return c.connectInvalid(sqe, true, cdSubNQN)
+	}
+	sub := &Subsystem{NQN: nvmetcp.DiscoveryNQN, AllowAnyHost: true}
+	for c.ctrl == nil {
+		c.s.mu.Lock()
+		epoch := c.s.epoch
+		c.s.mu.Unlock()
+		ct, full := c.s.newController(sub, nil, host, hostID, kato, c, epoch)
+		if full {
+			return c.respond(sqe, stInternal, 0, 0)
+		}
+		c.ctrl = ct
+	}
+	c.s.mu.Lock()
+	c.s.updateDiscoveryLocked(c.ctrl, entries, seq)
+	c.s.mu.Unlock()
+	c.qid, c.sqsize = qid, sqsize
+	return c.respond(sqe, stOK, uint32(c.ctrl.id), 0)
+}
+
 func hostAllowed(sub *Subsystem, host string) bool {
 	if sub.AllowAnyHost {
 		return true
@@ -381,8 +521,9 @@ func hostAllowed(sub *Subsystem, host string) bool {
 
 // ns returns the namespace nsid of the connection's subsystem.
 func (c *conn) ns(nsid uint32) *NS {
-	for i := range c.ctrl.sub.Namespaces {
-		if n := &c.ctrl.sub.Namespaces[i]; n.NSID == nsid {
+	sub := c.ctrl.sub.Load()
+	for i := range sub.Namespaces {
+		if n := &sub.Namespaces[i]; n.NSID == nsid {
 			return n
 		}
 	}
@@ -391,10 +532,15 @@ func (c *conn) ns(nsid uint32) *NS {
 
 // errStatus maps a Namespace error to an NVMe status.
 func errStatus(err error) status {
+	if err == nil {
+		return stOK // without the allocation of se below
+	}
+	return errStatusSlow(err)
+}
+
+func errStatusSlow(err error) status {
 	var se *StatusError
 	switch {
-	case err == nil:
-		return stOK
 	case errors.As(err, &se):
 		return st(se.SCT, se.SC, se.DNR)
 	case errors.Is(err, ErrLBARange):

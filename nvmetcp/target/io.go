@@ -2,6 +2,7 @@ package target
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"github.com/virtual-disk-array/vda/nvmetcp"
 )
@@ -22,29 +23,17 @@ func (c *conn) io(sqe *nvmetcp.SQE, data []byte) error {
 	if n == nil {
 		return c.respond(sqe, stInvalidNS, 0, 0)
 	}
-	switch sqe.Opcode() {
+	var off, length uint64
+	op := sqe.Opcode()
+	switch op {
 	case opFlush:
-		return c.respond(sqe, errStatus(n.Dev.Flush(c.ctx)), 0, 0)
 	case opRead, opWrite, opWriteZeroes:
-		off, length, s := c.lbaRange(sqe, n)
-		if s != stOK {
+		var s status
+		if off, length, s = c.lbaRange(sqe, n); s != stOK {
 			return c.respond(sqe, s, 0, 0)
 		}
-		switch sqe.Opcode() {
-		case opWriteZeroes:
-			return c.respond(sqe, errStatus(n.Dev.WriteZeroes(c.ctx, off, length)), 0, 0)
-		case opRead:
-			if length > uint64(c.s.cfg.MaxIO) {
-				return c.respond(sqe, stInvalidField, 0, 0)
-			}
-			if uint64(sqe.SGLLength()) != length {
-				return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
-			}
-			buf := make([]byte, length)
-			if err := n.Dev.ReadAt(c.ctx, buf, off); err != nil {
-				return c.respond(sqe, errStatus(err), 0, 0)
-			}
-			return c.sendData(sqe, buf, c.s.cfg.C2HSuccess)
+		if op == opWriteZeroes {
+			break
 		}
 		if length > uint64(c.s.cfg.MaxIO) {
 			return c.respond(sqe, stInvalidField, 0, 0)
@@ -52,15 +41,32 @@ func (c *conn) io(sqe *nvmetcp.SQE, data []byte) error {
 		if uint64(sqe.SGLLength()) != length {
 			return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
 		}
-		return c.dataOut(sqe, data)
+		if op == opRead && sqe.SGLIdentifier() != nvmetcp.SGLTransport {
+			return c.respond(sqe, st(0, scSGLType, true), 0, 0)
+		}
 	case opDSM:
 		nr := uint64(sqe.CDW10()&0xFF) + 1
 		if uint64(sqe.SGLLength()) < nr*dsmRangeLen {
 			return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
 		}
-		return c.dataOut(sqe, data)
+	default:
+		return c.respond(sqe, st(0, scInvalidOpcode, true), 0, 0)
 	}
-	return c.respond(sqe, st(0, scInvalidOpcode, true), 0, 0)
+	if !c.acquire() {
+		return errors.New("target: connection closing")
+	}
+	cm := newCommand()
+	cm.sqe, cm.ns, cm.off, cm.len = *sqe, n, off, length
+	switch op {
+	case opRead:
+		cm.buf = c.s.getBuf(int(length))
+		cm.data = cm.buf.b
+	case opWrite, opDSM:
+		c.dataOut(cm, data)
+		return nil
+	}
+	c.dispatch(cm)
+	return nil
 }
 
 // lbaRange returns the byte range of a Read, Write or Write Zeroes.
@@ -76,45 +82,52 @@ func (c *conn) lbaRange(sqe *nvmetcp.SQE, n *NS) (off, length uint64, _ status) 
 }
 
 // dataOut gets the data of a Write or DSM, in the capsule or by R2T, and
-// executes the command once all of it is there.
-func (c *conn) dataOut(sqe *nvmetcp.SQE, data []byte) error {
+// dispatches the command once all of it is there.
+func (c *conn) dataOut(cm *command, data []byte) {
+	sqe := &cm.sqe
 	switch sqe.SGLIdentifier() {
 	case nvmetcp.SGLInCapsule:
 		if sqe.SGLLength() > c.s.cfg.InCapsuleData {
-			return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
+			c.complete(cm, st(0, scSGLLength, true), false)
+			return
 		}
 		d, ok := inCapsule(sqe, data)
 		if !ok {
-			return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
+			c.complete(cm, st(0, scSGLLength, true), false)
+			return
 		}
-		return c.execOut(sqe, d)
+		cm.data = d // a view of the reader's buffer: dispatch copies it if needed
+		c.dispatch(cm)
 	case nvmetcp.SGLTransport:
 		if len(data) != 0 {
-			return c.respond(sqe, stInvalidField, 0, 0)
+			c.complete(cm, stInvalidField, false)
+			return
 		}
 		n := sqe.SGLLength()
 		if n == 0 {
-			return c.execOut(sqe, nil)
-		}
-		if len(c.xfers) >= mqes+1 {
-			return c.respond(sqe, st(0, scInternal, false), 0, 0)
+			c.dispatch(cm)
+			return
 		}
 		c.nextTTag++
 		for c.xfers[c.nextTTag] != nil {
 			c.nextTTag++
 		}
-		x := &xfer{sqe: *sqe, buf: make([]byte, n)}
-		c.xfers[c.nextTTag] = x
-		return c.sendR2T(c.nextTTag, x, 0)
+		cm.buf = c.s.getBuf(int(n))
+		cm.data = cm.buf.b
+		c.xfers[c.nextTTag] = cm
+		c.sendR2T(c.nextTTag, cm, 0)
+	default:
+		c.complete(cm, st(0, scSGLType, true), false)
 	}
-	return c.respond(sqe, st(0, scSGLType, true), 0, 0)
 }
 
-func (c *conn) sendR2T(ttag uint16, x *xfer, off uint32) error {
-	l := min(uint32(len(x.buf))-off, c.s.cfg.MaxH2CData)
-	x.r2to, x.r2tl, x.got = off, l, 0
-	p := nvmetcp.PDU{Type: nvmetcp.TypeR2T, R2T: nvmetcp.R2T{CCCID: x.sqe.CID(), TTAG: ttag, Offset: off, Length: l}}
-	return c.w.WritePDU(&p)
+func (c *conn) sendR2T(ttag uint16, cm *command, off uint32) {
+	l := min(uint32(len(cm.data))-off, c.s.cfg.MaxH2CData)
+	cm.r2to, cm.r2tl, cm.got = off, l, 0
+	p := nvmetcp.PDU{Type: nvmetcp.TypeR2T, R2T: nvmetcp.R2T{CCCID: cm.sqe.CID(), TTAG: ttag, Offset: off, Length: l}}
+	c.wmu.Lock()
+	c.queueLocked(&p)
+	c.wmu.Unlock()
 }
 
 // h2cHeader rebuilds the header of an H2CData PDU as the error data of a
@@ -130,7 +143,9 @@ func h2cHeader(p *nvmetcp.PDU) []byte {
 	return h
 }
 
-func (c *conn) h2cData(p *nvmetcp.PDU, digestKO bool) error {
+// h2cData checks an H2CData header against its command, then reads the
+// data straight into the command's buffer.
+func (c *conn) h2cData(p *nvmetcp.PDU) error {
 	d := p.H2CData
 	x := c.xfers[d.TTAG]
 	switch {
@@ -147,45 +162,104 @@ func (c *conn) h2cData(p *nvmetcp.PDU, digestKO bool) error {
 	if last != (p.Flags&nvmetcp.FlagLastPDU != 0) {
 		return c.fatal(nvmetcp.KindFlags, nvmetcp.FESInvalidHeaderField, 1, h2cHeader(p))
 	}
-	copy(x.buf[d.DataOffset:], p.Data)
+	if _, err := c.r.ReadData(x.data[d.DataOffset : d.DataOffset+d.DataLength]); err != nil {
+		var pe *nvmetcp.ProtocolError
+		if !errors.As(err, &pe) || pe.Fatal() {
+			return err
+		}
+		x.digestKO = true
+	}
 	x.got += d.DataLength
-	x.digestKO = x.digestKO || digestKO
 	if !last {
 		return nil
 	}
-	if end := x.r2to + x.r2tl; end < uint32(len(x.buf)) {
-		return c.sendR2T(d.TTAG, x, end)
+	if end := x.r2to + x.r2tl; end < uint32(len(x.data)) {
+		c.sendR2T(d.TTAG, x, end)
+		return nil
 	}
 	delete(c.xfers, d.TTAG)
 	if x.digestKO {
-		return c.respond(&x.sqe, st(0, scTransient, false), 0, 0)
+		c.complete(x, st(0, scTransient, false), false)
+		return nil
 	}
-	return c.execOut(&x.sqe, x.buf)
+	// The namespace may have gone or changed since the capsule.
+	n := c.ns(x.sqe.NSID())
+	if n == nil {
+		c.complete(x, stInvalidNS, false)
+		return nil
+	}
+	x.ns = n
+	if x.sqe.Opcode() == opWrite {
+		off, length, s := c.lbaRange(&x.sqe, n)
+		if s != stOK {
+			c.complete(x, s, false)
+			return nil
+		}
+		x.off, x.len = off, length
+	}
+	c.dispatch(x)
+	return nil
 }
 
-// execOut runs a Write or DSM whose data is all there.
-func (c *conn) execOut(sqe *nvmetcp.SQE, data []byte) error {
-	n := c.ns(sqe.NSID())
-	if n == nil {
-		return c.respond(sqe, stInvalidNS, 0, 0)
-	}
-	if sqe.Opcode() == opWrite {
-		off, length, s := c.lbaRange(sqe, n)
-		if s != stOK {
-			return c.respond(sqe, s, 0, 0)
+// exec runs an I/O command whose data is all there and completes it.
+func (c *conn) exec(cm *command, async bool) {
+	dev := cm.ns.Dev
+	var s status
+	switch cm.sqe.Opcode() {
+	case opRead:
+		if err := dev.ReadAt(c.ctx, cm.data, cm.off); err != nil {
+			s = errStatus(err)
+			break
 		}
-		if uint64(len(data)) != length {
-			return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
+		c.wmu.Lock()
+		c.queueDataLocked(cm.sqe.CID(), cm.data, c.s.cfg.C2HSuccess)
+		c.holdLocked(cm.buf, true)
+		c.wmu.Unlock()
+		c.completed(cm, async)
+		return
+	case opWrite:
+		if uint64(len(cm.data)) != cm.len {
+			s = st(0, scSGLLength, true)
+			break
 		}
-		return c.respond(sqe, errStatus(n.Dev.WriteAt(c.ctx, data, off)), 0, 0)
+		s = errStatus(dev.WriteAt(c.ctx, cm.data, cm.off))
+	case opFlush:
+		s = errStatus(dev.Flush(c.ctx))
+	case opWriteZeroes:
+		s = errStatus(dev.WriteZeroes(c.ctx, cm.off, cm.len))
+	case opDSM:
+		s = c.dsm(cm)
 	}
-	// Dataset Management.
+	c.complete(cm, s, async)
+}
+
+// complete queues the CapsuleResp of an I/O command and releases it.
+func (c *conn) complete(cm *command, s status, async bool) {
+	c.wmu.Lock()
+	c.respondLocked(cm.sqe.CID(), s, 0, 0)
+	c.holdLocked(cm.buf, true)
+	c.wmu.Unlock()
+	c.completed(cm, async)
+}
+
+func (c *conn) completed(cm *command, async bool) {
+	freeCommand(cm)
+	if async {
+		c.running.Add(-1)
+		c.kick()
+	}
+}
+
+// dsm runs a Dataset Management command.
+func (c *conn) dsm(cm *command) status {
+	n, data := cm.ns, cm.data
+	sqe := &cm.sqe
 	nr := int(sqe.CDW10()&0xFF) + 1
 	if len(data) < nr*dsmRangeLen {
-		return c.respond(sqe, st(0, scSGLLength, true), 0, 0)
+		return st(0, scSGLLength, true)
 	}
 	if sqe.CDW11()&0x4 == 0 { // no Deallocate: attributes are hints
-		return c.respond(sqe, stOK, 0, 0)
+		return stOK
 	}
 	bs := uint64(n.Dev.BlockSize())
 	blocks := n.Dev.Size() / bs
@@ -194,7 +268,7 @@ func (c *conn) execOut(sqe *nvmetcp.SQE, data []byte) error {
 		nlb := uint64(binary.LittleEndian.Uint32(r[4:]))
 		slba := binary.LittleEndian.Uint64(r[8:])
 		if slba > blocks || nlb > blocks-slba {
-			return c.respond(sqe, st(0, scLBARange, true), 0, 0)
+			return st(0, scLBARange, true)
 		}
 	}
 	for i := range nr {
@@ -205,8 +279,8 @@ func (c *conn) execOut(sqe *nvmetcp.SQE, data []byte) error {
 			continue
 		}
 		if err := n.Dev.Unmap(c.ctx, slba*bs, nlb*bs); err != nil {
-			return c.respond(sqe, errStatus(err), 0, 0)
+			return errStatus(err)
 		}
 	}
-	return c.respond(sqe, stOK, 0, 0)
+	return stOK
 }

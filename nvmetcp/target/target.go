@@ -4,12 +4,20 @@
 // or SPDK host needs to bring a controller up, and Read, Write, Flush,
 // Write Zeroes and Dataset Management on I/O queues.
 //
-// Each TCP connection is one queue and is served by one goroutine that
-// reads a PDU, executes what it completes, and writes the answers; commands
-// of a queue therefore run one at a time, in order. Controllers (one per
+// Each TCP connection is one queue. Its reader goroutine reads and checks
+// the PDUs and runs Fabrics and admin commands in order; I/O commands run
+// several at once (up to the queue's size) on worker goroutines and
+// complete in any order, or inline on the reader while the namespace
+// proves fast; a writer goroutine sends all the completions ready with one
+// writev (see queue.go). Controllers (one per
 // admin Connect) live in the Server and are shared by their queues'
 // connections under a mutex; a keep-alive timer per controller closes all
 // its connections when the host stops sending Keep Alive.
+//
+// A Catalog that is also a DiscoveryCatalog gets a discovery controller
+// (the Discovery log page of what the connecting host may reach) on the
+// discovery NQN; Server.Notify makes connected controllers see a changed
+// subsystem and sends the Asynchronous Event Notices for it.
 package target
 
 import (
@@ -39,10 +47,21 @@ type NS struct {
 	NGUID [16]byte
 	UUID  [16]byte
 	Dev   Namespace
-	// ANAState is the state of the namespace's ANA group (the target makes
-	// one group per namespace, numbered by NSID) on the listener the host
-	// connected through, reported in the ANA log page. 0 means optimized.
+	// ANAGroup is the namespace's ANA group ID (ANAGRPID); 0 means its
+	// NSID (one group per namespace). Used only with ANA reporting.
+	ANAGroup uint32
+	// ANAState is the state of the namespace's ANA group on the listener
+	// the host connected through, reported in the ANA log page (with ANA
+	// reporting). 0 means optimized.
 	ANAState nvmetcp.ANAState
+}
+
+// group is the namespace's ANA group ID.
+func (n *NS) group() uint32 {
+	if n.ANAGroup == 0 {
+		return n.NSID
+	}
+	return n.ANAGroup
 }
 
 // Subsystem is an NVM subsystem as the target exposes it. It must not be
@@ -52,11 +71,61 @@ type Subsystem struct {
 	AllowAnyHost       bool
 	Hosts              []string // host NQNs allowed when AllowAnyHost is false
 	Namespaces         []NS     // in increasing NSID order
+	// MaxNamespaces is the largest NSID the subsystem may ever have
+	// (SPDK's max_namespaces): Identify Controller reports it as NN,
+	// MNAN and the ANA group count, which a host sizes its ANA log buffer
+	// by, so namespaces added later (Server.Notify) fit. 0 means the
+	// largest NSID of Namespaces.
+	MaxNamespaces uint32
+	// ANAReporting is SPDK's ana_reporting: the controllers report
+	// Asymmetric Namespace Access (CMIC bit 3, ANACAP, ANA group IDs, the
+	// ANA log page and ANA change notices), which a host needs to treat
+	// the subsystem's listeners as ANA paths. Without it, as in SPDK,
+	// CMIC is multi-port and multi-controller only, namespaces have
+	// ANAGRPID 0, the ANA log page is an invalid log page and ANA states
+	// are neither reported nor noticed.
+	ANAReporting bool
+	// MinCNTLID and MaxCNTLID bound the CNTLIDs of its controllers
+	// (SPDK's min_cntlid and max_cntlid); 0 means 1 and 0xFFEF.
+	MinCNTLID, MaxCNTLID uint16
+	// Instance tells this subsystem apart from an earlier one of the same
+	// NQN (deleted, then created again): the CNTLIDs of a new instance
+	// start again from MinCNTLID, as SPDK's do. It must stay the same in
+	// every Subsystem the Catalog returns for the same instance.
+	Instance uint64
 }
 
-// Catalog resolves a subsystem NQN at Connect time.
+// Catalog resolves a subsystem NQN at Connect time, and again for each
+// connected controller of the subsystem after Server.Notify.
 type Catalog interface {
 	Subsystem(nqn string) (*Subsystem, bool)
+}
+
+// DiscoveryCatalog is a Catalog that also lists what a host may reach: a
+// host connecting to the discovery NQN (nvmetcp.DiscoveryNQN) gets a
+// discovery controller only when the Catalog has this method. Discovery
+// returns, in the order of the Discovery log page, one entry per
+// (subsystem, listener) that the host may connect to, on any address,
+// as SPDK lists them; it is called at Connect, at each read of the log
+// page and after Server.Notify, never with the Server's lock held.
+type DiscoveryCatalog interface {
+	Catalog
+	Discovery(hostnqn string) []DiscoveryEntry
+}
+
+// DiscoveryEntry is one Discovery log page entry: a listener of a
+// subsystem. The target fills in the rest as SPDK does: TRTYPE TCP, TREQ
+// secure channel not required, CNTLID 0xFFFF (dynamic), ASQSZ 128, and
+// EFLAGS duplicate returned information + explicit persistent connection
+// for the discovery subsystem's own entries.
+type DiscoveryEntry struct {
+	NQN string
+	// Discovery marks a listener of the discovery subsystem itself (SUBTYPE
+	// 3, current discovery subsystem); false is an NVM subsystem.
+	Discovery       bool
+	Traddr, Trsvcid string
+	IPv6            bool   // ADRFAM IPv6, else IPv4
+	PortID          uint16 // PORTID
 }
 
 // Errors a Namespace may return (wrapped or not) to choose the NVMe status
@@ -100,6 +169,11 @@ type Config struct {
 	Firmware string
 	// ControllerIDs allocates CNTLIDs; nil gives the server its own.
 	ControllerIDs *ControllerIDs
+	// AsyncIO executes every I/O command on a worker goroutine. By
+	// default a queue executes its commands on its reader goroutine while
+	// they prove fast (a namespace in memory), and on workers, several at
+	// once, as soon as one is slow.
+	AsyncIO bool
 }
 
 func (c Config) withDefaults() Config {
@@ -160,8 +234,8 @@ func NewServer(cat Catalog, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cat: cat, cfg: cfg.withDefaults(), ctrls: map[uint16]*controller{}, conns: map[*conn]struct{}{},
-		ids: cfg.ControllerIDs}
+	s := &server{cat: cat, cfg: cfg.withDefaults(), ctrls: map[ctrlKey]*controller{}, conns: map[*conn]struct{}{},
+		ids: cfg.ControllerIDs, notified: map[string]struct{}{}}
 	if s.ids == nil {
 		s.ids = &ControllerIDs{}
 	}
@@ -183,7 +257,7 @@ func (srv *Server) Disconnect(match func(subnqn, hostnqn string) bool) int {
 	s.epoch++
 	n := 0
 	for _, ct := range s.ctrls {
-		if match(ct.sub.NQN, ct.hostNQN) {
+		if match(ct.nqn, ct.hostNQN) {
 			s.dropLocked(ct)
 			n++
 		}
@@ -231,13 +305,25 @@ type server struct {
 	cfg Config
 
 	mu     sync.Mutex
-	ctrls  map[uint16]*controller
+	ctrls  map[ctrlKey]*controller
 	ids    *ControllerIDs
 	conns  map[*conn]struct{}
 	closed bool
 	// epoch counts Disconnect calls: a Connect whose Catalog lookup
 	// overlapped one looks its subsystem up again.
 	epoch uint64
+	// discGen is the Discovery log page's generation counter; discSeq
+	// orders the Catalog's Discovery calls.
+	discGen, discSeq uint64
+
+	// notified holds the subsystem NQNs Notify queued; notifying is whether
+	// the goroutine that processes them runs. Guarded by nmu.
+	nmu       sync.Mutex
+	notified  map[string]struct{}
+	notifying bool
+
+	// bufs pools data buffers by size class (powers of two).
+	bufs [32]sync.Pool
 }
 
 func (s *server) newConn(ctx context.Context, nc net.Conn) *conn {
@@ -247,7 +333,8 @@ func (s *server) newConn(ctx context.Context, nc net.Conn) *conn {
 		nc.Close()
 		return nil
 	}
-	c := &conn{s: s, nc: nc, ctx: ctx}
+	c := &conn{s: s, nc: nc}
+	c.ctx, c.cancel = context.WithCancel(ctx)
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -256,7 +343,7 @@ func (s *server) closeAll() {
 	s.mu.Lock()
 	s.closed = true
 	for c := range s.conns {
-		c.nc.Close()
+		c.close()
 	}
 	for _, ct := range s.ctrls {
 		s.dropLocked(ct) // frees its CNTLID, which other servers may share

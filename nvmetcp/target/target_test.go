@@ -62,7 +62,11 @@ type memDev struct {
 func newMem(bs uint32, size int) *memDev { return &memDev{bs: bs, data: make([]byte, size)} }
 
 func (d *memDev) BlockSize() uint32 { return d.bs }
-func (d *memDev) Size() uint64      { return uint64(len(d.data)) }
+func (d *memDev) Size() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return uint64(len(d.data))
+}
 func (d *memDev) check(off, n uint64) error {
 	if d.down {
 		return model.ErrPathDown
@@ -129,7 +133,7 @@ func start(t *testing.T, cfg target.Config) *env {
 	t.Helper()
 	dev := newMem(4096, 1<<20)
 	cat := catalog{subNQN: {
-		NQN: subNQN, Serial: "VDA0001", Model: "VDA Controller", Hosts: []string{hostNQN},
+		NQN: subNQN, Serial: "VDA0001", Model: "VDA Controller", Hosts: []string{hostNQN}, ANAReporting: true,
 		Namespaces: []target.NS{{NSID: 1, NGUID: [16]byte{1, 2, 3}, UUID: [16]byte{4, 5, 6}, Dev: modelNS{dev}}},
 	}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
