@@ -23,9 +23,11 @@ func (c catalog) Subsystem(nqn string) (*target.Subsystem, bool) {
 		return nil, false // a subsystem is reached only through its own listeners
 	}
 	sub := &target.Subsystem{NQN: s.NQN, Serial: s.Serial, Model: s.Model, AllowAnyHost: s.AllowAnyHost,
-		Hosts: s.Hosts}
+		Hosts: s.Hosts, MaxNamespaces: s.MaxNamespaces, ANAReporting: s.ANAReporting, MinCNTLID: s.MinCntlid,
+		MaxCNTLID: s.MaxCntlid, Instance: s.Instance}
 	for _, n := range s.Namespaces {
-		ns := target.NS{NSID: n.NSID, NGUID: n.NGUID, UUID: n.UUID, ANAState: anaState(n.ANAState)}
+		ns := target.NS{NSID: n.NSID, NGUID: n.NGUID, UUID: n.UUID, ANAGroup: n.ANAGroup,
+			ANAState: anaState(n.ANAState)}
 		if n.Dev != nil {
 			ns.Dev = dev{n.Dev}
 		} else {
@@ -34,6 +36,21 @@ func (c catalog) Subsystem(nqn string) (*target.Subsystem, bool) {
 		sub.Namespaces = append(sub.Namespaces, ns)
 	}
 	return sub, true
+}
+
+// Discovery lists, as SPDK's discovery service does, every TCP listener
+// of every subsystem hostnqn may connect to, whatever the address (not
+// only this socket's), the discovery subsystem's own listeners included.
+func (c catalog) Discovery(hostnqn string) []target.DiscoveryEntry {
+	var out []target.DiscoveryEntry
+	for _, e := range c.t.NVMfDiscovery(hostnqn) {
+		if e.Trtype != "TCP" {
+			continue // not served by this data plane
+		}
+		out = append(out, target.DiscoveryEntry{NQN: e.NQN, Discovery: e.Discovery, Traddr: e.Traddr,
+			Trsvcid: e.Trsvcid, IPv6: e.Adrfam == "IPv6", PortID: e.PortID})
+	}
+	return out
 }
 
 // anaState maps the model's ANA state names; "" (no ANA reporting) is

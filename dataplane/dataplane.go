@@ -12,13 +12,19 @@
 // that listen on its address, with their hosts and, per namespace, the
 // ANA state of that listener.
 //
-// What it does not do yet: the discovery subsystem on those sockets
-// (nvmetcp/target has no discovery controller), attachments over real
-// sockets (bdev_nvme_attach_controller reaches only targets in the same
-// process, through a model.Fabric), telling connected hosts that a
-// namespace or ANA state changed (the target takes its snapshot of the
-// subsystem at Connect), and lvols with data (their on-disk format is
-// package lvs).
+// Every socket also serves the discovery subsystem, as SPDK does: a host
+// connecting to nqn.2014-08.org.nvmexpress.discovery reads every TCP
+// listener of every subsystem it may reach. Changes the model makes after
+// a host connected (namespaces added or removed, ANA states, what the
+// discovery log lists) reach it through the model's Changed hook and the
+// target's asynchronous event notices.
+//
+// bdev_nvme_attach_controller connects over real NVMe/TCP (nvmetcp/host,
+// through the model's Dial hook; see initiator.go), so a controller
+// node's data plane attaches the vds of other data planes and a secondary
+// its primary, reconnecting as SPDK does. Lvols keep their data in the
+// lvstore format of package lvs, and a bdev holding one (an aio file after
+// a restart) is examined into its lvstore and lvols again.
 //
 // As in SPDK, nvmf_subsystem_remove_host closes the connections (every
 // queue of every controller) of that host to that subsystem at once,
@@ -29,12 +35,16 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/virtual-disk-array/vda/nvmetcp/target"
@@ -50,6 +60,11 @@ type Config struct {
 	Model model.Config
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// AttachIOQueues is the number of I/O queues bdev_nvme_attach_controller
+	// opens when the request has no num_io_queues; 0 means
+	// min(GOMAXPROCS, 4). (SPDK opens one per thread doing I/O to the
+	// controller, when it starts doing so.)
+	AttachIOQueues int
 }
 
 // DataPlane is one running data plane.
@@ -65,8 +80,9 @@ type DataPlane struct {
 	wg     sync.WaitGroup // the NVMe/TCP servers
 	mu     sync.Mutex
 	ports  map[model.ListenAddr]port
-	// ids is shared by all listeners: the controllers of a subsystem
-	// reached through two of them (two paths) need distinct CNTLIDs.
+	// ids is shared by all listeners: CNTLIDs are unique per subsystem,
+	// and the controllers of a subsystem reached through two of them (two
+	// paths) need distinct ones.
 	ids target.ControllerIDs
 }
 
@@ -78,8 +94,8 @@ type port struct {
 }
 
 // New returns a data plane; Run serves it. It sets cfg.Model's Listen,
-// Unlisten and Disconnect hooks: the data plane owns the listening sockets
-// and their connections.
+// Unlisten, Disconnect, Changed, Controllers and Dial hooks: the data
+// plane owns the listening sockets and their connections.
 func New(cfg Config) (*DataPlane, error) {
 	if cfg.Socket == "" {
 		return nil, errors.New("dataplane: Socket is required")
@@ -92,6 +108,9 @@ func New(cfg Config) (*DataPlane, error) {
 	cfg.Model.Listen = d.listen
 	cfg.Model.Unlisten = d.unlisten
 	cfg.Model.Disconnect = d.disconnect
+	cfg.Model.Dial = d.dial // the NVMe/TCP initiator (initiator.go)
+	cfg.Model.Changed = d.changed
+	cfg.Model.Controllers = d.controllers
 	d.Target = model.New(cfg.Model)
 	return d, nil
 }
@@ -168,6 +187,64 @@ func (d *DataPlane) disconnect(subnqn string, addr model.ListenAddr, host string
 		d.cfg.Logger.Info("NVMe/TCP controllers disconnected", "nqn", subnqn, "host", host,
 			"traddr", addr.Traddr, "trsvcid", addr.Trsvcid, "controllers", n)
 	}
+}
+
+// changed is the model's Changed hook: every socket's server is told, as
+// any of them may have controllers of the subsystem, and every discovery
+// controller may list it. Notify only queues the NQN: the servers look the
+// subsystem up later, once the model's lock is free.
+func (d *DataPlane) changed(subnqn string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.ports {
+		p.srv.Notify(subnqn)
+	}
+}
+
+// controllers is the model's Controllers hook: the live controllers of
+// subsystem subnqn on every socket, oldest first (CNTLIDs are per
+// subsystem and shared by the sockets, so creation order is SPDK's list
+// order). It runs under the model's lock and answers from the servers'
+// own state (Server.Controllers does not call the catalog).
+func (d *DataPlane) controllers(subnqn string) []model.NVMfController {
+	d.mu.Lock()
+	var all []target.ControllerInfo
+	for _, p := range d.ports {
+		all = append(all, p.srv.Controllers(subnqn)...)
+	}
+	d.mu.Unlock()
+	slices.SortFunc(all, func(a, b target.ControllerInfo) int { return cmp.Compare(a.Seq, b.Seq) })
+	out := make([]model.NVMfController, 0, len(all))
+	for _, c := range all {
+		mc := model.NVMfController{CNTLID: int(c.CNTLID), HostNQN: c.HostNQN, HostID: formatUUID(c.HostID)}
+		for _, q := range c.Queues {
+			mc.Qpairs = append(mc.Qpairs, model.NVMfQpair{QID: int(q.QID), State: "enabled",
+				Local: tcpAddr(q.Local), Peer: tcpAddr(q.Peer)})
+		}
+		out = append(out, mc)
+	}
+	return out
+}
+
+// tcpAddr spells a connection's address as the model does.
+func tcpAddr(a net.Addr) model.ListenAddr {
+	out := model.ListenAddr{Trtype: "TCP"}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip := ta.IP
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
+		out.Traddr, out.Trsvcid = ip.String(), strconv.Itoa(ta.Port)
+	} else if a != nil {
+		out.Traddr, out.Trsvcid, _ = net.SplitHostPort(a.String())
+	}
+	return out
+}
+
+// formatUUID spells 16 bytes as a lower-case uuid.
+func formatUUID(b [16]byte) string {
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // Run serves the socket until ctx ends, then stops the target (its NVMe-oF

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtual-disk-array/vda/dataplane"
+	"github.com/virtual-disk-array/vda/dataplane/dataplanetest"
 	"github.com/virtual-disk-array/vda/internal/guest"
 	"github.com/virtual-disk-array/vda/spdk"
 )
@@ -26,23 +25,22 @@ import (
 // start runs a data plane on a temporary socket until the test ends.
 func start(t *testing.T) (*dataplane.DataPlane, *spdk.Client) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "spdk.sock")
-	dp, err := dataplane.New(dataplane.Config{Socket: sock, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- dp.Run(ctx, func() { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
+	s := dataplanetest.Start(t, dataplane.Config{})
+	return s.DataPlane, s.Client
+}
+
+// nvmeCLI is the host's nvme-cli, which the guest runs to read the
+// discovery log (busybox cannot issue the admin command); CI installs it.
+func nvmeCLI(t *testing.T) string {
+	t.Helper()
+	const path = "/usr/sbin/nvme"
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("VDA_TEST_GUEST") != "1" {
+			t.Skipf("nvme-cli: %v (VDA_TEST_GUEST=1 makes this a failure)", err)
+		}
+		t.Fatalf("nvme-cli: %v (apt-get install nvme-cli)", err)
 	}
-	return dp, spdk.New(spdk.Dial(sock, spdk.ConnConfig{}))
+	return path
 }
 
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
@@ -99,6 +97,10 @@ func TestListeners(t *testing.T) {
 // removed; removing its host while it is connected cuts it off at once
 // (its next I/O fails: the fence of a deposed primary); and a subsystem with two listeners, one optimized and one
 // non_optimized, is one namespace with two paths in those ANA states.
+// nvme-cli's discover, through one port, lists every listener (any port)
+// of the subsystems the host may reach, and not the others; a namespace
+// added while the host is connected appears in the guest, and an ANA
+// state changed reaches its path (asynchronous event notices).
 func TestLinuxHost(t *testing.T) {
 	k, err := guest.Find("")
 	if errors.Is(err, guest.ErrUnavailable) && os.Getenv("VDA_TEST_GUEST") != "1" {
@@ -112,6 +114,8 @@ func TestLinuxHost(t *testing.T) {
 		nqn1   = "nqn.2016-06.io.vda:dp-data"
 		nqn2   = "nqn.2016-06.io.vda:dp-ana"
 		fenced = "nqn.2016-06.io.vda:dp-fenced"
+		other  = "nqn.2016-06.io.vda:dp-other" // another host's
+		disc   = "nqn.2014-08.org.nvmexpress.discovery"
 		host   = "nqn.2014-08.org.example:guest"
 		size   = 16 << 20
 	)
@@ -136,6 +140,10 @@ func TestLinuxHost(t *testing.T) {
 	add(fenced, p1, "")
 	add(nqn2, p2, "")
 	add(nqn2, p3, "")
+	add(disc, p1, "")
+	require.NoError(t, c.NvmfCreateSubsystem(ctx, spdk.NvmfCreateSubsystemRequest{NQN: other}))
+	require.NoError(t, c.NvmfSubsystemAddHost(ctx, other, "nqn.2014-08.org.example:someone-else"))
+	add(other, p1, "")
 	require.NoError(t, c.NvmfSubsystemListenerSetAnaState(ctx, spdk.NvmfSubsystemListenerSetAnaStateRequest{
 		NQN: nqn2, ListenAddress: tcp(p3), AnaState: "non_optimized"}))
 	require.NoError(t, c.NvmfSubsystemRemoveHost(ctx, fenced, host))
@@ -159,6 +167,16 @@ func TestLinuxHost(t *testing.T) {
 				err = c.NvmfSubsystemRemoveHost(ctx, nqn1, host)
 			case "readd":
 				err = c.NvmfSubsystemAddHost(ctx, nqn1, host)
+			case "addns":
+				_, err = c.BdevMallocCreate(ctx, spdk.BdevMallocCreateRequest{Name: "m9", NumBlocks: size / 512,
+					BlockSize: 512})
+				if err == nil {
+					_, err = c.NvmfSubsystemAddNs(ctx, spdk.NvmfSubsystemAddNsRequest{NQN: nqn2,
+						Namespace: spdk.NamespaceParams{BdevName: "m9"}})
+				}
+			case "ana":
+				err = c.NvmfSubsystemListenerSetAnaState(ctx, spdk.NvmfSubsystemListenerSetAnaStateRequest{
+					NQN: nqn2, ListenAddress: tcp(p2), AnaState: "inaccessible"})
 			default:
 				err = fmt.Errorf("marker %q", b[:n])
 			}
@@ -201,13 +219,23 @@ connect %s %s || echo ANA-PATH1-FAILED
 connect %s %s || echo ANA-PATH2-FAILED
 for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(cat /sys/block/nvme*c*n1/ana_state 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.5; done
 for f in /sys/block/nvme*c*n1/ana_state; do echo "ana $f $(cat $f)"; done
+nvme discover -t tcp -a %s -s %s -q %s >/tmp/disc 2>&1; echo "discover status $?"
+sed 's/^/disc /' /tmp/disc
+echo "addns marker: $(echo addns | nc %s %s)"
+for i in $(seq 1 40); do ls /sys/block | grep -q 'n2$' && break; sleep 0.25; done
+echo "ns2: $(ls /sys/block | grep 'n2$' | tr '\n' ' ')"
+echo "anachange marker: $(echo ana | nc %s %s)"
+for i in $(seq 1 40); do grep -q inaccessible /sys/block/nvme*c*n1/ana_state 2>/dev/null && break; sleep 0.25; done
+for f in /sys/block/nvme*c*n1/ana_state; do echo "ana2 $f $(cat $f)"; done
 ls /sys/block
 dmesg | grep -i nvme | tail -20
-`, guest.HostAddr, host, nqn1, p1, guest.HostAddr, mport, guest.HostAddr, mport, nqn1, p2, fenced, p1, nqn2, p2, nqn2, p3)
+`, guest.HostAddr, host, nqn1, p1, guest.HostAddr, mport, guest.HostAddr, mport, nqn1, p2, fenced, p1, nqn2, p2, nqn2, p3,
+		guest.HostAddr, p1, host, guest.HostAddr, mport, guest.HostAddr, mport)
 	res, err := k.Boot(context.Background(), guest.Run{
-		Modules: []string{"nvme-tcp"},
-		Script:  script,
-		Files:   map[string][]byte{"/data/pattern": pattern},
+		Modules:  []string{"nvme-tcp"},
+		Script:   script,
+		Files:    map[string][]byte{"/data/pattern": pattern},
+		Binaries: []string{nvmeCLI(t)},
 	})
 	require.NoError(t, err)
 	out := res.Output
@@ -223,13 +251,29 @@ dmesg | grep -i nvme | tail -20
 	assert.Contains(t, out, "FENCED-REFUSED")
 	assert.NotContains(t, out, "FAILED")
 
-	var states []string
+	var states, states2, discovered []string
+	port := ""
 	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "ana" {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "ana":
 			states = append(states, f[2])
+		case len(f) == 3 && f[0] == "ana2":
+			states2 = append(states2, f[2])
+		case len(f) == 3 && f[0] == "disc" && f[1] == "trsvcid:":
+			port = f[2]
+		case len(f) == 3 && f[0] == "disc" && f[1] == "subnqn:":
+			discovered = append(discovered, f[2]+"@"+port)
 		}
 	}
 	assert.ElementsMatch(t, []string{"optimized", "non-optimized"}, states, "one namespace, two paths")
+	assert.Contains(t, out, "discover status 0")
+	assert.ElementsMatch(t, []string{disc + "@" + p1, nqn1 + "@" + p1, nqn2 + "@" + p2, nqn2 + "@" + p3}, discovered,
+		"every listener of what the host may reach, on any port; not %s nor %s", fenced, other)
+	assert.Contains(t, out, "addns marker: ok")
+	assert.Regexp(t, `ns2: .*\bnvme\d+n2\b`, out, "the namespace added after Connect appeared")
+	assert.Contains(t, out, "anachange marker: ok")
+	assert.ElementsMatch(t, []string{"inaccessible", "non-optimized"}, states2, "the ANA change reached the path")
 
 	d, err := dp.Target.Open("m0")
 	require.NoError(t, err)

@@ -177,12 +177,14 @@ func (b *bdev) hasIOChannel() bool {
 
 func (b *bdev) sizeBytes() uint64 { return uint64(b.blockSize) * b.numBlocks }
 
-// examine offers a new bdev to the modules that wait for bdevs by name:
-// configuring raids.
+// examine offers a new bdev to the modules that wait for bdevs by name,
+// configuring raids, then to the lvol module, which loads an lvstore the
+// bdev holds (lvoldata.go).
 func (t *Target) examine(b *bdev) {
 	for _, r := range slices.Clone(t.raids) {
 		r.examine(t, b)
 	}
+	t.examineLvs(b)
 }
 
 type rateLimits struct {
@@ -296,6 +298,7 @@ func bdevGetBdevs(ctx context.Context, t *Target, r *request) (any, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.probeLinks()
 	t.poll()
 	if p.Name == "" {
 		out := make([]bdevJSON, 0, len(t.bdevs))

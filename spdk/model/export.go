@@ -1,6 +1,9 @@
 package model
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // What the model exports to a real NVMe-oF target (package dataplane runs
 // one per listen address): hooks to open and close the listening sockets,
@@ -26,6 +29,15 @@ type NVMfSubsystem struct {
 	// about: a host must not reach it through any other.
 	Listening  bool
 	Namespaces []NVMfNamespace // by nsid
+	// MaxNamespaces is max_namespaces: the largest NSID it may have.
+	MaxNamespaces uint32
+	// MinCntlid and MaxCntlid are min_cntlid and max_cntlid: the range of
+	// its controllers' CNTLIDs.
+	MinCntlid, MaxCntlid uint16
+	// Instance tells the subsystem apart from an earlier one of the same
+	// NQN (deleted, then created again): it numbers the subsystems the
+	// Target created, from 1.
+	Instance uint64
 }
 
 // NVMfNamespace is one namespace of an NVMfSubsystem.
@@ -56,7 +68,8 @@ func (t *Target) NVMfSubsystem(nqn string, addr ListenAddr) (NVMfSubsystem, bool
 		return NVMfSubsystem{}, false
 	}
 	out := NVMfSubsystem{NQN: s.nqn, Serial: s.serial, Model: s.model, AllowAnyHost: s.allowAnyHost,
-		Hosts: slices.Clone(s.hosts), ANAReporting: s.anaReporting}
+		Hosts: slices.Clone(s.hosts), ANAReporting: s.anaReporting, MaxNamespaces: s.maxNS,
+		MinCntlid: uint16(s.minCntlid), MaxCntlid: uint16(s.maxCntlid), Instance: s.instance}
 	var l *listener
 	for _, x := range s.listeners {
 		if portKey(x.trtype, x.traddr, x.trsvcid) == addr.key() {
@@ -79,6 +92,99 @@ func (t *Target) NVMfSubsystem(nqn string, addr ListenAddr) (NVMfSubsystem, bool
 		out.Namespaces = append(out.Namespaces, n)
 	}
 	return out, true
+}
+
+// NVMfController is a live controller of a real target (Config.Controllers),
+// with what nvmf_subsystem_get_controllers and nvmf_subsystem_get_qpairs
+// report of it.
+type NVMfController struct {
+	CNTLID  int
+	HostNQN string
+	// HostID is the host identifier, a lower-case uuid.
+	HostID string
+	// Qpairs are its connected queues, the admin queue (QID 0) first.
+	// num_io_qpairs counts them all, the admin queue included, as SPDK's
+	// count does.
+	Qpairs []NVMfQpair
+}
+
+// NVMfQpair is one connected queue (queue pair) of an NVMfController.
+type NVMfQpair struct {
+	QID int
+	// State is SPDK's name of the queue's state: "enabled" once connected.
+	State string
+	// Local is the target's end of the queue's connection (SPDK's
+	// listen_address), Peer the host's (peer_address), with Trtype in
+	// SPDK's spelling ("TCP").
+	Local, Peer ListenAddr
+}
+
+// json spells a queue's address as SPDK's qpair listing does, the
+// address family from the address.
+func (a ListenAddr) json() listenAddressJSON {
+	adrfam := "IPv4"
+	if strings.Contains(a.Traddr, ":") {
+		adrfam = "IPv6"
+	}
+	return listenAddressJSON{Trtype: a.Trtype, Adrfam: adrfam, Traddr: a.Traddr, Trsvcid: a.Trsvcid}
+}
+
+// NVMfDiscoveryEntry is one entry of the Discovery log page: a listener
+// of a subsystem.
+type NVMfDiscoveryEntry struct {
+	NQN string
+	// Discovery is true for a listener of the discovery subsystem itself.
+	Discovery bool
+	// Trtype, Adrfam, Traddr and Trsvcid are spelled as SPDK spells them
+	// ("TCP", "IPv4").
+	Trtype, Adrfam, Traddr, Trsvcid string
+	// PortID is the listener's port ID: SPDK numbers a subsystem's
+	// listeners from 0 in the order they were added (here: their position
+	// among the subsystem's current listeners).
+	PortID uint16
+}
+
+// NVMfDiscovery returns the Discovery log page SPDK's discovery service
+// gives hostnqn: every listener, on any address, of every subsystem the
+// host may connect to (allowed host or allow_any_host), the discovery
+// subsystem's own explicit listeners included, subsystems in creation
+// order and listeners oldest first. It lists the listeners of every
+// transport; the caller keeps those it serves.
+func (t *Target) NVMfDiscovery(hostnqn string) []NVMfDiscoveryEntry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []NVMfDiscoveryEntry
+	for _, s := range t.subsystems {
+		if !s.hostAllowed(hostnqn) {
+			continue
+		}
+		for i, l := range s.listeners {
+			out = append(out, NVMfDiscoveryEntry{NQN: s.nqn, Discovery: s.discovery, Trtype: l.trtype,
+				Adrfam: l.adrfam, Traddr: l.traddr, Trsvcid: l.trsvcid, PortID: uint16(i)})
+		}
+	}
+	return out
+}
+
+// changedHook calls Config.Changed for subsystem s. It runs under t.mu.
+func (t *Target) changedHook(s *subsystem) {
+	if t.notify != nil && s != nil {
+		t.notify(s.nqn)
+	}
+}
+
+// resized tells the hosts of every subsystem with a namespace on b that
+// its size changed, as SPDK's bdev resize event does (hosts get a
+// Namespace Attribute Changed notice). It runs under t.mu.
+func (t *Target) resized(b *bdev) {
+	for _, s := range t.subsystems {
+		for _, ns := range s.namespaces {
+			if ns.b == b {
+				t.changedHook(s)
+				break
+			}
+		}
+	}
 }
 
 // listenPort is called when a listener is added on key: the first one on

@@ -93,3 +93,54 @@ func TestListenHooks(t *testing.T) {
 	tg.Stop() // a second Stop unlistens nothing twice
 	assert.Equal(t, []string{"listen TCP 127.0.0.1 4422", "unlisten TCP 127.0.0.1 4422", "unlisten TCP 127.0.0.1 4421"}, calls)
 }
+
+// TestControllersHook: with Config.Controllers, nvmf_subsystem_get_controllers
+// and _get_qpairs list the real target's controllers and queues, in its
+// order, num_io_qpairs counting the admin queue as SPDK does; the hook is
+// asked for the subsystem named, never for the discovery subsystem; and
+// NVMfSubsystem carries the CNTLID range and a new Instance for a
+// subsystem created again under the same NQN.
+func TestControllersHook(t *testing.T) {
+	const nqn = "nqn.2016-06.io.vda:c"
+	var asked []string
+	tg := model.New(model.Config{Controllers: func(subnqn string) []model.NVMfController {
+		asked = append(asked, subnqn)
+		return []model.NVMfController{{CNTLID: 7, HostNQN: "nqn.h", HostID: "94c7258b-08b6-420e-ba7c-117e7657b13b",
+			Qpairs: []model.NVMfQpair{
+				{QID: 0, State: "enabled", Local: model.ListenAddr{Trtype: "TCP", Traddr: "127.0.0.1", Trsvcid: "4420"},
+					Peer: model.ListenAddr{Trtype: "TCP", Traddr: "127.0.0.1", Trsvcid: "50000"}},
+				{QID: 1, State: "enabled", Local: model.ListenAddr{Trtype: "TCP", Traddr: "::1", Trsvcid: "4420"},
+					Peer: model.ListenAddr{Trtype: "TCP", Traddr: "::1", Trsvcid: "50001"}},
+			}}}
+	}})
+	call := func(method, params string) string {
+		res, err := tg.Handle(context.Background(), method, json.RawMessage(params))
+		require.NoError(t, err)
+		b, err := json.Marshal(res)
+		require.NoError(t, err)
+		return string(b)
+	}
+	call("nvmf_create_subsystem", `{"nqn":"`+nqn+`","min_cntlid":5,"max_cntlid":9}`)
+	assert.JSONEq(t, `[{"cntlid":7,"cntrltype":"io","hostnqn":"nqn.h","hostid":"94c7258b-08b6-420e-ba7c-117e7657b13b",
+		"num_io_qpairs":2}]`, call("nvmf_subsystem_get_controllers", `{"nqn":"`+nqn+`"}`))
+	assert.JSONEq(t, `[
+		{"cntlid":7,"qid":0,"state":"enabled","thread":"nvmf_tgt_poll_group_000","hostnqn":"nqn.h",
+		 "listen_address":{"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"4420"},
+		 "peer_address":{"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"50000"}},
+		{"cntlid":7,"qid":1,"state":"enabled","thread":"nvmf_tgt_poll_group_000","hostnqn":"nqn.h",
+		 "listen_address":{"trtype":"TCP","adrfam":"IPv6","traddr":"::1","trsvcid":"4420"},
+		 "peer_address":{"trtype":"TCP","adrfam":"IPv6","traddr":"::1","trsvcid":"50001"}}]`,
+		call("nvmf_subsystem_get_qpairs", `{"nqn":"`+nqn+`"}`))
+	assert.Equal(t, "[]", call("nvmf_subsystem_get_controllers", `{"nqn":"nqn.2014-08.org.nvmexpress.discovery"}`))
+	assert.Equal(t, []string{nqn, nqn}, asked)
+
+	s1, ok := tg.NVMfSubsystem(nqn, model.ListenAddr{})
+	require.True(t, ok)
+	assert.Equal(t, [2]uint16{5, 9}, [2]uint16{s1.MinCntlid, s1.MaxCntlid})
+	call("nvmf_delete_subsystem", `{"nqn":"`+nqn+`"}`)
+	call("nvmf_create_subsystem", `{"nqn":"`+nqn+`"}`)
+	s2, ok := tg.NVMfSubsystem(nqn, model.ListenAddr{})
+	require.True(t, ok)
+	assert.NotEqual(t, s1.Instance, s2.Instance)
+	assert.Equal(t, [2]uint16{1, 0xFFEF}, [2]uint16{s2.MinCntlid, s2.MaxCntlid})
+}

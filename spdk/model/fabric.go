@@ -64,6 +64,9 @@ func (f *Fabric) target(key string) *Target {
 type connectRequest struct {
 	trtype, adrfam, traddr, trsvcid string
 	subnqn, hostnqn, hostid         string
+	// Config.Dial's extras: digests and I/O queues asked for.
+	hdgst, ddgst bool
+	ioQueues     int
 }
 
 // connect opens a connection to the subsystem listening at the request's
@@ -90,6 +93,10 @@ type link struct {
 	// a target with thousands of them would otherwise redo them all on
 	// every call.
 	version uint64
+	// rc is the real connection of a link made by Config.Dial (nil on the
+	// Fabric); gone is closed with the link, to end its watcher.
+	rc   RemoteController
+	gone chan struct{}
 }
 
 // remoteView is what the initiator knows of the remote controller: its
@@ -112,16 +119,23 @@ type remoteNamespace struct {
 	numBlocks uint64
 	anaState  string // "" without ANA reporting
 	// dev is the namespace's data path on the target: the initiator's
-	// I/O goes there while the link is up.
+	// I/O goes there while the link is up. io is the data path of a
+	// namespace reached through Config.Dial (dev is then nil).
 	dev *Dev
+	io  NamespaceIO
 }
 
 // close cuts the connection; both sides then see it closed.
 func (l *link) close() {
 	l.mu.Lock()
+	was := l.closed
 	l.closed = true
 	l.version++
 	l.mu.Unlock()
+	if !was && l.rc != nil {
+		close(l.gone)
+		go l.rc.Close() // never wait for the network under a lock
+	}
 }
 
 func (l *link) isClosed() bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,6 +222,8 @@ func (b *bdev) dataPath() dataPath {
 		}
 	case *nvmeNs:
 		return &nsData{t: b.t, ns: m}
+	case *lvol:
+		return m.dataPath()
 	}
 	return nil
 }
@@ -337,21 +340,56 @@ func (r *raid) data() dataPath {
 	return rd
 }
 
-// split calls f for each member piece of [off, off+n).
+// split calls f for each member piece of [off, off+n). The pieces of an
+// I/O that spans several strips run at once, as SPDK's raid0 submits them:
+// over NVMe/TCP members one after another would cost a round trip each.
+// The first error (by piece order) is returned once all pieces ended.
 func (rd *raidData) split(off, n uint64, f func(m *Dev, moff, from, to uint64) error) error {
+	type piece struct {
+		m              *Dev
+		moff, from, to uint64
+	}
+	var pieces []piece
+	var one [1]piece
 	nm := uint64(len(rd.members))
 	for done := uint64(0); done < n; {
 		pos := off + done
 		strip, in := pos/rd.strip, pos%rd.strip
 		k := min(rd.strip-in, n-done)
-		m := rd.members[strip%nm]
-		if err := f(m, (strip/nm)*rd.strip+in, done, done+k); err != nil {
-			if errors.Is(err, ErrNoBdev) {
-				return fmt.Errorf("raid member %s: %w", m.b.name, ErrPathDown)
-			}
-			return err
+		pc := piece{rd.members[strip%nm], (strip/nm)*rd.strip + in, done, done + k}
+		if pieces == nil && done+k == n {
+			one[0] = pc
+			pieces = one[:] // the common case: no allocation
+		} else {
+			pieces = append(pieces, pc)
 		}
 		done += k
+	}
+	run := func(pc piece) error {
+		err := f(pc.m, pc.moff, pc.from, pc.to)
+		if errors.Is(err, ErrNoBdev) {
+			return fmt.Errorf("raid member %s: %w", pc.m.b.name, ErrPathDown)
+		}
+		return err
+	}
+	if len(pieces) == 1 {
+		return run(pieces[0])
+	}
+	errs := make([]error, len(pieces))
+	var wg sync.WaitGroup
+	for i, pc := range pieces[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = run(pc)
+		}()
+	}
+	errs[0] = run(pieces[0])
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -364,9 +402,20 @@ func (rd *raidData) write(ctx context.Context, p []byte, off uint64) error {
 	return rd.split(off, uint64(len(p)), func(m *Dev, moff, from, to uint64) error { return m.WriteAt(ctx, p[from:to], moff) })
 }
 
+// flush flushes every member at once.
 func (rd *raidData) flush(ctx context.Context) error {
-	for _, m := range rd.members {
-		if err := m.Flush(ctx); err != nil {
+	errs := make([]error, len(rd.members))
+	var wg sync.WaitGroup
+	for i, m := range rd.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = m.Flush(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}
@@ -382,73 +431,162 @@ func (rd *raidData) writeZeroes(ctx context.Context, off, n uint64) error {
 }
 
 // nsData sends I/O of an NVMe namespace bdev through a live path of its
-// controller to the remote namespace's bdev, as the NVMe-oF initiator
-// does. A path that is down, a host removed from the subsystem (the link
-// is cut) or a namespace gone fails the I/O with ErrPathDown: that is the
-// fence, seen from the data.
+// controller to the remote namespace, as the NVMe-oF initiator does: an
+// optimized path first, then a non-optimized one, never an inaccessible
+// one. A path that fails (its connection lost, a host removed from the
+// subsystem: the fence, seen from the data; the namespace gone) is left
+// for the next one. With no live path, the I/O fails with ErrPathDown,
+// except through Config.Dial while a lost path may still come back: it
+// then waits for the reconnect up to fast_io_fail_timeout_sec (with 0, up
+// to ctrlr_loss_timeout_sec; with -1, for ever) from the loss.
 type nsData struct {
 	t  *Target
 	ns *nvmeNs
 }
 
-// remote picks the remote bdev through the first live path.
-func (d *nsData) remote() (*Dev, error) {
-	d.t.mu.Lock()
-	var l *link
-	for _, p := range d.ns.ctrlr.paths {
-		if p.link != nil && !p.link.isClosed() {
-			l = p.link
-			break
-		}
-	}
-	d.t.mu.Unlock()
-	if l == nil {
-		return nil, fmt.Errorf("controller %s: no live path: %w", d.ns.ctrlr.name, ErrPathDown)
-	}
-	view, up, _ := l.snapshot()
-	if !up {
-		return nil, fmt.Errorf("controller %s: connection closed: %w", d.ns.ctrlr.name, ErrPathDown)
-	}
-	for _, rn := range view.namespaces {
-		if rn.nsid == d.ns.nsid && rn.dev != nil {
-			return rn.dev, nil
-		}
-	}
-	return nil, fmt.Errorf("controller %s: namespace %d gone: %w", d.ns.ctrlr.name, d.ns.nsid, ErrPathDown)
+// ioTarget is one remote namespace as a path reaches it.
+type ioTarget struct {
+	l   *link
+	dev *Dev
+	io  NamespaceIO
 }
 
-func (d *nsData) do(f func(r *Dev) error) error {
-	r, err := d.remote()
-	if err != nil {
-		return err
-	}
-	if err := f(r); err != nil {
-		if errors.Is(err, ErrNoBdev) {
-			return fmt.Errorf("remote %w", ErrPathDown)
+// pick chooses a live path not in tried. With none, wait says until when
+// the I/O may wait for a reconnect (zero: it may not).
+func (d *nsData) pick(tried []*link) (ioTarget, time.Time, error) {
+	t := d.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	best, rank := ioTarget{}, 2
+	var wait time.Time
+	forever := false
+	now := t.now()
+	for _, p := range d.ns.ctrlr.paths {
+		l := p.link
+		if l != nil && !slices.Contains(tried, l) {
+			view, up, _ := l.snapshot()
+			if up {
+				for _, rn := range view.namespaces {
+					if rn.nsid != d.ns.nsid || (rn.dev == nil && rn.io == nil) {
+						continue
+					}
+					if r := anaRank(rn.anaState); r >= 0 && r < rank {
+						best, rank = ioTarget{l: l, dev: rn.dev, io: rn.io}, r
+					}
+				}
+				continue
+			}
 		}
-		return err
+		// A lost path (or one lost meanwhile): how long may I/O wait
+		// for it?
+		if t.dial == nil || p.opts.ctrlrLossTimeoutSec == 0 {
+			continue
+		}
+		lost := p.lostAt
+		if p.link != nil || lost.IsZero() {
+			lost = now
+		}
+		switch fail, loss := p.opts.fastIOFailTimeoutSec, p.opts.ctrlrLossTimeoutSec; {
+		case fail > 0:
+			wait = later(wait, lost.Add(time.Duration(fail)*time.Second))
+		case loss > 0:
+			wait = later(wait, lost.Add(time.Duration(loss)*time.Second))
+		default:
+			forever = true
+		}
 	}
-	return nil
+	if rank < 2 {
+		return best, time.Time{}, nil
+	}
+	if forever {
+		wait = now.Add(24 * 365 * time.Hour)
+	}
+	return best, wait, fmt.Errorf("controller %s: no live path to namespace %d: %w", d.ns.ctrlr.name, d.ns.nsid, ErrPathDown)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// reconnectPoll is how often I/O waiting for a reconnect looks again.
+const reconnectPoll = 20 * time.Millisecond
+
+func (d *nsData) do(ctx context.Context, f func(r ioTarget) error) error {
+	var tried []*link
+	for {
+		r, wait, err := d.pick(tried)
+		if err != nil {
+			if wait.IsZero() || !d.t.now().Before(wait) {
+				return err
+			}
+			tried = nil
+			select {
+			case <-time.After(reconnectPoll):
+			case <-ctx.Done():
+				return fmt.Errorf("%w (%w)", err, ctx.Err())
+			}
+			continue
+		}
+		err = f(r)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrNoBdev) && r.dev != nil:
+			err = fmt.Errorf("remote %w", ErrPathDown)
+		case !errors.Is(err, ErrPathDown):
+			return err
+		}
+		// The path failed: the next one, if any.
+		tried = append(tried, r.l)
+	}
 }
 
 func (d *nsData) read(ctx context.Context, p []byte, off uint64) error {
-	return d.do(func(r *Dev) error { return r.ReadAt(ctx, p, off) })
+	return d.do(ctx, func(r ioTarget) error {
+		if r.dev != nil {
+			return r.dev.ReadAt(ctx, p, off)
+		}
+		return r.io.ReadAt(ctx, p, off)
+	})
 }
 
 func (d *nsData) write(ctx context.Context, p []byte, off uint64) error {
-	return d.do(func(r *Dev) error { return r.WriteAt(ctx, p, off) })
+	return d.do(ctx, func(r ioTarget) error {
+		if r.dev != nil {
+			return r.dev.WriteAt(ctx, p, off)
+		}
+		return r.io.WriteAt(ctx, p, off)
+	})
 }
 
 func (d *nsData) flush(ctx context.Context) error {
-	return d.do(func(r *Dev) error { return r.Flush(ctx) })
+	return d.do(ctx, func(r ioTarget) error {
+		if r.dev != nil {
+			return r.dev.Flush(ctx)
+		}
+		return r.io.Flush(ctx)
+	})
 }
 
 func (d *nsData) unmap(ctx context.Context, off, n uint64) error {
-	return d.do(func(r *Dev) error { return r.Unmap(ctx, off, n) })
+	return d.do(ctx, func(r ioTarget) error {
+		if r.dev != nil {
+			return r.dev.Unmap(ctx, off, n)
+		}
+		return r.io.Unmap(ctx, off, n)
+	})
 }
 
 func (d *nsData) writeZeroes(ctx context.Context, off, n uint64) error {
-	return d.do(func(r *Dev) error { return r.WriteZeroes(ctx, off, n) })
+	return d.do(ctx, func(r ioTarget) error {
+		if r.dev != nil {
+			return r.dev.WriteZeroes(ctx, off, n)
+		}
+		return r.io.WriteZeroes(ctx, off, n)
+	})
 }
 
 // aioData is an aio bdev's file, through the lvs package's FileDevice:

@@ -3,6 +3,8 @@ package model
 import (
 	"context"
 	"slices"
+
+	"github.com/virtual-disk-array/vda/lvs"
 )
 
 // The lvol module: an lvstore (a blobstore) on a base bdev, carved into
@@ -19,6 +21,8 @@ type lvstore struct {
 	maxGrowableSize   uint64
 	clearMethod       string
 	lvols             []*lvol // in creation order
+	// store holds the data (lvoldata.go); nil: an lvstore without data.
+	store *lvs.Store
 }
 
 // lvol is one logical volume; its bdev is registered under its uuid with
@@ -34,6 +38,9 @@ type lvol struct {
 	snapshot  bool
 	parent    *lvol   // the snapshot a clone comes from
 	clones    []*lvol // the clones of a snapshot
+	// vol is the lvol's data in its lvstore's store; nil for an lvol
+	// without data (no store, a snapshot, a clone).
+	vol *lvs.Lvol
 }
 
 const (
@@ -48,7 +55,7 @@ const (
 func (s *lvstore) freeClusters() uint64 {
 	used := uint64(0)
 	for _, l := range s.lvols {
-		used += l.allocated
+		used += l.allocatedClusters()
 	}
 	if used > s.totalDataClusters {
 		return 0
@@ -78,14 +85,18 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 // hotRemove: the base bdev went away, and the lvstore with all its lvols
 // goes with it.
 func (s *lvstore) hotRemove(t *Target, _ *bdev) {
-	t.destroyLvstore(s)
+	t.destroyLvstore(s, false)
 }
 
-func (t *Target) destroyLvstore(s *lvstore) {
+// destroyLvstore removes s and its lvols; erase (bdev_lvol_delete_lvstore)
+// also erases its data's superblock, while a hot-removed base is left as
+// it is.
+func (t *Target) destroyLvstore(s *lvstore, erase bool) {
 	for _, l := range slices.Clone(s.lvols) {
 		t.unregister(l.bdev)
 	}
 	s.lvols = nil
+	s.closeData(erase)
 	s.base.release(s)
 	t.lvstores = slices.DeleteFunc(t.lvstores, func(x *lvstore) bool { return x == s })
 }
@@ -123,7 +134,7 @@ func (l *lvol) driverSpecific(*Target) any {
 		LvolStoreUUID:        l.lvs.uuid,
 		BaseBdev:             l.lvs.base.name,
 		ThinProvision:        l.thin,
-		NumAllocatedClusters: l.allocated,
+		NumAllocatedClusters: l.allocatedClusters(),
 		Snapshot:             l.snapshot,
 		Clone:                l.parent != nil,
 	}
@@ -201,8 +212,13 @@ func bdevLvolCreateLvstore(_ context.Context, t *Target, r *request) (any, error
 	if totalData == 0 {
 		return nil, r.errno(eNOSPC)
 	}
-	s := &lvstore{uuid: newUUID(), name: p.LvsName, base: base, clusterSize: cs,
-		totalDataClusters: totalData, maxGrowableSize: maxGrowable, clearMethod: p.ClearMethod}
+	u := lvs.NewUUID()
+	store, err := formatLvs(base, p.LvsName, u, cs, totalData)
+	if err != nil {
+		return nil, r.errno(lvsErrno(err))
+	}
+	s := &lvstore{uuid: u.String(), name: p.LvsName, base: base, clusterSize: cs,
+		totalDataClusters: totalData, maxGrowableSize: maxGrowable, clearMethod: p.ClearMethod, store: store}
 	t.claimBdev(base, claimReadManyWriteOne, s)
 	t.lvstores = append(t.lvstores, s)
 	return s.uuid, nil
@@ -224,7 +240,7 @@ func bdevLvolDeleteLvstore(_ context.Context, t *Target, r *request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	t.destroyLvstore(s)
+	t.destroyLvstore(s, true)
 	return true, nil
 }
 
@@ -268,9 +284,13 @@ func (s *lvstore) lvolNameTaken(name string) bool {
 	return slices.ContainsFunc(s.lvols, func(l *lvol) bool { return l.name == name })
 }
 
-// newLvol creates and registers an lvol bdev in s.
-func (t *Target) newLvol(s *lvstore, name string, clusters, allocated uint64, thin bool) (*lvol, error) {
-	l := &lvol{lvs: s, name: name, uuid: newUUID(), thin: thin, clusters: clusters, allocated: allocated}
+// newLvol creates and registers an lvol bdev in s, with uuid ("": a new
+// one) and its data vol (nil: none).
+func (t *Target) newLvol(s *lvstore, name, uuid string, clusters, allocated uint64, thin bool, vol *lvs.Lvol) (*lvol, error) {
+	if uuid == "" {
+		uuid = newUUID()
+	}
+	l := &lvol{lvs: s, name: name, uuid: uuid, thin: thin, clusters: clusters, allocated: allocated, vol: vol}
 	l.bdev = &bdev{name: l.uuid, aliases: []string{l.alias()}, uuid: l.uuid, blockSize: s.base.blockSize,
 		numBlocks: clusters * s.clusterSize / uint64(s.base.blockSize), module: l}
 	if err := t.register(l.bdev); err != nil {
@@ -317,8 +337,23 @@ func bdevLvolCreate(_ context.Context, t *Target, r *request) (any, error) {
 		}
 		allocated = clusters
 	}
-	l, err := t.newLvol(s, p.LvolName, clusters, allocated, p.ThinProvision)
+	var (
+		vol  *lvs.Lvol
+		uuid string
+	)
+	if s.store != nil {
+		// The data's lvol first: its uuid is the bdev's. Its errors come
+		// from the completion callback, as the no-space one above.
+		if vol, err = s.store.Create(p.LvolName, clusters*s.clusterSize, p.ThinProvision); err != nil {
+			return nil, r.err(-32602, strerror(lvsErrno(err)))
+		}
+		uuid = vol.UUID().String()
+	}
+	l, err := t.newLvol(s, p.LvolName, uuid, clusters, allocated, p.ThinProvision, vol)
 	if err != nil {
+		if vol != nil {
+			_ = s.store.Delete(p.LvolName)
+		}
 		return nil, r.errno(eEXIST)
 	}
 	return l.uuid, nil
@@ -351,6 +386,11 @@ func bdevLvolDelete(_ context.Context, t *Target, r *request) (any, error) {
 	}
 	if len(l.clones) > 1 {
 		return nil, r.err(-32603, strerror(ePERM))
+	}
+	if l.vol != nil {
+		if err := l.lvs.store.Delete(l.name); err != nil {
+			return nil, r.err(-32603, strerror(lvsErrno(err)))
+		}
 	}
 	t.deleteLvol(l)
 	return true, nil
@@ -395,16 +435,24 @@ func bdevLvolResize(_ context.Context, t *Target, r *request) (any, error) {
 	}
 	s := l.lvs
 	clusters := ceilDiv(p.SizeInMiB*mib, s.clusterSize)
-	if !l.thin {
-		if clusters > l.allocated && clusters-l.allocated > s.freeClusters() {
-			return nil, r.err(-32602, strerror(eNOSPC))
+	if !l.thin && clusters > l.allocated && clusters-l.allocated > s.freeClusters() {
+		return nil, r.err(-32602, strerror(eNOSPC))
+	}
+	if l.vol != nil {
+		if err := s.store.Resize(l.name, clusters*s.clusterSize); err != nil {
+			return nil, r.err(-32602, strerror(lvsErrno(err)))
 		}
+	}
+	if !l.thin {
 		l.allocated = clusters
 	} else if l.allocated > clusters {
 		l.allocated = clusters
 	}
 	l.clusters = clusters
-	l.bdev.numBlocks = clusters * s.clusterSize / uint64(l.bdev.blockSize)
+	if n := clusters * s.clusterSize / uint64(l.bdev.blockSize); n != l.bdev.numBlocks {
+		l.bdev.numBlocks = n
+		t.resized(l.bdev)
+	}
 	return true, nil
 }
 
@@ -445,7 +493,7 @@ func bdevLvolGetLvols(_ context.Context, t *Target, r *request) (any, error) {
 	for _, s := range sel {
 		for _, l := range s.lvols {
 			j := lvolJSON{Alias: l.alias(), UUID: l.uuid, Name: l.name, IsThinProvisioned: l.thin,
-				IsSnapshot: l.snapshot, IsClone: l.parent != nil, NumAllocatedClusters: l.allocated}
+				IsSnapshot: l.snapshot, IsClone: l.parent != nil, NumAllocatedClusters: l.allocatedClusters()}
 			j.Lvs.Name, j.Lvs.UUID = s.name, s.uuid
 			out = append(out, j)
 		}
@@ -474,7 +522,9 @@ func bdevLvolSnapshot(_ context.Context, t *Target, r *request) (any, error) {
 	if s.lvolNameTaken(p.SnapshotName) {
 		return nil, r.errno(eEXIST)
 	}
-	snap, err := t.newLvol(s, p.SnapshotName, l.clusters, l.allocated, l.thin)
+	// Snapshots and clones have no data: lvs has no shared clusters. The
+	// lvol keeps its own data (what it reads is what it read before).
+	snap, err := t.newLvol(s, p.SnapshotName, "", l.clusters, l.allocatedClusters(), l.thin, nil)
 	if err != nil {
 		return nil, r.errno(eEXIST)
 	}
@@ -514,7 +564,7 @@ func bdevLvolClone(_ context.Context, t *Target, r *request) (any, error) {
 	if s.lvolNameTaken(p.CloneName) {
 		return nil, r.errno(eEXIST)
 	}
-	c, err := t.newLvol(s, p.CloneName, snap.clusters, 0, true)
+	c, err := t.newLvol(s, p.CloneName, "", snap.clusters, 0, true, nil)
 	if err != nil {
 		return nil, r.errno(eEXIST)
 	}

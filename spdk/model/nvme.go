@@ -67,6 +67,18 @@ type nvmePath struct {
 	// lostAt and nextAttempt drive reconnects while lost.
 	lostAt      time.Time
 	nextAttempt time.Time
+	// hdgst, ddgst and ioQueues are the attach's, for Config.Dial;
+	// redialing says a reconnect goroutine (Config.Dial) owns the path.
+	hdgst, ddgst bool
+	ioQueues     int
+	redialing    bool
+}
+
+// req is the connect request of the path.
+func (p *nvmePath) req(t *Target) connectRequest {
+	r := t.connectRequest(p.trid, p.hostnqn)
+	r.hdgst, r.ddgst, r.ioQueues = p.hdgst, p.ddgst, p.ioQueues
+	return r
 }
 
 func (p *nvmePath) state() string {
@@ -107,6 +119,11 @@ func (t *Target) poll() {
 					p.link = nil
 					p.lostAt = now
 					p.nextAttempt = now.Add(time.Duration(p.opts.reconnectDelaySec) * time.Second)
+					if t.dial != nil && p.opts.ctrlrLossTimeoutSec != 0 && p.opts.reconnectDelaySec > 0 &&
+						!p.redialing && !t.stopped {
+						p.redialing = true
+						go t.redial(c, p)
+					}
 				}
 			}
 			if p.link == nil {
@@ -157,7 +174,9 @@ func (t *Target) syncNamespaces(c *nvmeCtrlr) {
 			t.unregister(b)
 			continue
 		}
-		b.numBlocks = ns.numBlocks
+		if b.numBlocks != ns.numBlocks {
+			b.numBlocks = ns.numBlocks
+		}
 	}
 	nsids := make([]uint32, 0, len(seen))
 	for id := range seen {
@@ -200,7 +219,11 @@ func (t *Target) destroyNvmeCtrlr(c *nvmeCtrlr) {
 
 // reconnect tries again the lost paths whose reconnect delay has passed.
 // It connects without holding t.mu, as the remote may be this target.
+// With Config.Dial, each lost path has its own goroutine instead (redial).
 func (t *Target) reconnect() {
+	if t.dial != nil {
+		return
+	}
 	type attempt struct {
 		c    *nvmeCtrlr
 		p    *nvmePath
@@ -431,8 +454,8 @@ func attachConflict(r *request, c *nvmeCtrlr, p *attachParams, trid nvmeTrid, ho
 // bdevNvmeAttachController: bdev_nvme_attach_controller {name, trtype,
 // traddr, adrfam?, trsvcid?, subnqn?, hostnqn?, multipath?, timeouts?,
 // ...}. The result is the names of the controller's bdevs. It connects
-// through the Fabric without holding t.mu.
-func bdevNvmeAttachController(_ context.Context, t *Target, r *request) (any, error) {
+// (through the Fabric or Config.Dial) without holding t.mu.
+func bdevNvmeAttachController(ctx context.Context, t *Target, r *request) (any, error) {
 	var p attachParams
 	if err := r.decode(&p, "name", "trtype", "traddr"); err != nil {
 		return nil, err
@@ -449,7 +472,9 @@ func bdevNvmeAttachController(_ context.Context, t *Target, r *request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	l, ok := t.fabric.connect(t.connectRequest(trid, hostnqn))
+	path := &nvmePath{trid: trid, hostnqn: hostnqn, opts: opts, hdgst: p.Hdgst, ddgst: p.Ddgst,
+		ioQueues: int(p.NumIOQueues)}
+	l, ok := t.dialPath(ctx, path.req(t))
 	if !ok {
 		return nil, r.errno(eIO)
 	}
@@ -466,7 +491,7 @@ func bdevNvmeAttachController(_ context.Context, t *Target, r *request) (any, er
 		c = &nvmeCtrlr{name: p.Name}
 		t.ctrlrs = append(t.ctrlrs, c)
 	}
-	path := &nvmePath{trid: trid, hostnqn: hostnqn, opts: opts, link: l}
+	path.link = l
 	path.view, _, path.seen = l.snapshot()
 	c.paths = append(c.paths, path)
 	t.syncNamespaces(c)

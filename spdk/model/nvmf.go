@@ -202,6 +202,8 @@ type subsystem struct {
 	namespaces   []*namespace // by nsid
 	ctrlrs       []*nvmfCtrlr
 	nextCntlid   int
+	// instance tells it apart from an earlier subsystem of the same NQN.
+	instance uint64
 }
 
 // listener is one listen address of a subsystem, with the ANA state of
@@ -264,6 +266,7 @@ func (ns *namespace) hotRemove(t *Target, _ *bdev) {
 	s := ns.sub
 	s.namespaces = slices.DeleteFunc(s.namespaces, func(x *namespace) bool { return x == ns })
 	s.refreshLinks()
+	t.changedHook(s)
 }
 
 // viewFor is what a controller connected through l sees.
@@ -381,6 +384,8 @@ func nvmfCreateSubsystem(_ context.Context, t *Target, r *request) (any, error) 
 	if s.maxNS == 0 {
 		s.maxNS = 32
 	}
+	t.instances++
+	s.instance = t.instances
 	t.subsystems = append(t.subsystems, s)
 	return true, nil
 }
@@ -409,6 +414,7 @@ func nvmfDeleteSubsystem(_ context.Context, t *Target, r *request) (any, error) 
 		t.removeListener(s, l)
 	}
 	t.subsystems = slices.DeleteFunc(t.subsystems, func(x *subsystem) bool { return x == s })
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -592,6 +598,7 @@ func nvmfSubsystemAddNs(_ context.Context, t *Target, r *request) (any, error) {
 	i, _ := slices.BinarySearchFunc(s.namespaces, nsid, func(x *namespace, id uint32) int { return int(x.nsid) - int(id) })
 	s.namespaces = slices.Insert(s.namespaces, i, ns)
 	s.refreshLinks()
+	t.changedHook(s)
 	return nsid, nil
 }
 
@@ -616,6 +623,7 @@ func nvmfSubsystemRemoveNs(_ context.Context, t *Target, r *request) (any, error
 	ns.b.release(ns)
 	s.namespaces = slices.DeleteFunc(s.namespaces, func(x *namespace) bool { return x == ns })
 	s.refreshLinks()
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -641,6 +649,7 @@ func nvmfSubsystemSetNsAnaGroup(_ context.Context, t *Target, r *request) (any, 
 	}
 	ns.anagrpid = p.AnaGrpID
 	s.refreshLinks()
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -746,6 +755,7 @@ func nvmfSubsystemAddListener(_ context.Context, t *Target, r *request) (any, er
 		l.ana[i] = state
 	}
 	s.listeners = append(s.listeners, &l)
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -760,6 +770,7 @@ func (t *Target) removeListener(s *subsystem, l *listener) {
 		t.fabric.unbind(key, t)
 		t.unlistenPort(key, ListenAddr{Trtype: l.trtype, Traddr: l.traddr, Trsvcid: l.trsvcid})
 	}
+	t.changedHook(s)
 }
 
 // nvmfSubsystemRemoveListener: nvmf_subsystem_remove_listener {nqn,
@@ -866,6 +877,7 @@ func nvmfSubsystemListenerSetAnaState(_ context.Context, t *Target, r *request) 
 		}
 	}
 	s.refreshLinks()
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -893,6 +905,7 @@ func nvmfSubsystemAddHost(_ context.Context, t *Target, r *request) (any, error)
 		return nil, r.err(-32603, "Internal error")
 	}
 	s.hosts = append(s.hosts, p.Host)
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -914,6 +927,7 @@ func nvmfSubsystemRemoveHost(_ context.Context, t *Target, r *request) (any, err
 	s.hosts = slices.Delete(s.hosts, i, i+1)
 	s.disconnect(func(c *nvmfCtrlr) bool { return c.hostnqn == p.Host })
 	t.disconnectHook(s, ListenAddr{}, p.Host)
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -934,6 +948,7 @@ func nvmfSubsystemAllowAnyHost(_ context.Context, t *Target, r *request) (any, e
 		return nil, r.invalidParams()
 	}
 	s.allowAnyHost = p.AllowAnyHost
+	t.changedHook(s)
 	return true, nil
 }
 
@@ -967,6 +982,15 @@ func nvmfSubsystemGetControllers(_ context.Context, t *Target, r *request) (any,
 		return nil, err
 	}
 	out := []nvmfCtrlrJSON{}
+	if t.ctrlInfo != nil {
+		if !s.discovery {
+			for _, c := range t.ctrlInfo(s.nqn) {
+				out = append(out, nvmfCtrlrJSON{Cntlid: c.CNTLID, Cntrltype: "io", Hostnqn: c.HostNQN,
+					Hostid: c.HostID, NumIOQpairs: len(c.Qpairs)})
+			}
+		}
+		return out, nil
+	}
 	for _, c := range s.liveCtrlrs() {
 		out = append(out, nvmfCtrlrJSON{Cntlid: c.cntlid, Cntrltype: "io", Hostnqn: c.hostnqn, Hostid: c.hostid,
 			NumIOQpairs: 1})
@@ -992,6 +1016,18 @@ func nvmfSubsystemGetQpairs(_ context.Context, t *Target, r *request) (any, erro
 		return nil, err
 	}
 	out := []qpairJSON{}
+	if t.ctrlInfo != nil {
+		if !s.discovery {
+			for _, c := range t.ctrlInfo(s.nqn) {
+				for _, q := range c.Qpairs {
+					out = append(out, qpairJSON{Cntlid: c.CNTLID, QID: q.QID, State: q.State,
+						Thread: "nvmf_tgt_poll_group_000", Hostnqn: c.HostNQN, ListenAddress: q.Local.json(),
+						PeerAddress: q.Peer.json()})
+				}
+			}
+		}
+		return out, nil
+	}
 	for _, c := range s.liveCtrlrs() {
 		la := c.listener.address()
 		peer := la

@@ -59,6 +59,31 @@ type Config struct {
 	// Target nor wait for anything that does. nil: only the model's own
 	// controllers are cut.
 	Disconnect func(subnqn string, addr ListenAddr, host string)
+	// Changed tells a real target that subsystem subnqn changed in a way
+	// its connected hosts or its discovery service should see: a
+	// namespace added or removed (nvmf_subsystem_add_ns, remove_ns, its
+	// bdev deleted), an ANA state or group changed, a host or listener
+	// added or removed, allow_any_host changed, the subsystem created or
+	// deleted. It is called with the Target's lock held, under the same
+	// rules as Listen: it must not call the Target (queue the work). nil:
+	// nobody is told.
+	Changed func(subnqn string)
+	// Controllers reports the live controllers of subsystem subnqn on a
+	// real target, whose controllers (unlike the Fabric's) the model does
+	// not hold: when set, nvmf_subsystem_get_controllers and
+	// nvmf_subsystem_get_qpairs list what it returns, in its order
+	// (oldest first), instead of the model's own controllers. It is called
+	// with the Target's lock held, under the same rules as Listen: it
+	// answers from the real target's own state and must not call the
+	// Target. nil: the model's (Fabric) controllers are listed.
+	Controllers func(subnqn string) []NVMfController
+	// Dial, when set, makes bdev_nvme_attach_controller's connections (and
+	// reconnects) real: it connects to req and returns the live
+	// controller, or an error (connection refused, host not allowed, ...:
+	// the attach fails with SPDK's -5). It is called without the Target's
+	// lock, from the attach request or a path's reconnect goroutine. nil:
+	// attaches reach only the Targets of the Fabric.
+	Dial func(ctx context.Context, req ConnectRequest) (RemoteController, error)
 }
 
 // Target is the model of one SPDK application: its object graph (bdevs,
@@ -81,6 +106,13 @@ type Target struct {
 	listen    func(trtype, traddr, trsvcid string) error
 	unlisten  func(trtype, traddr, trsvcid string)
 	discon    func(subnqn string, addr ListenAddr, host string)
+	notify    func(subnqn string)
+	ctrlInfo  func(subnqn string) []NVMfController
+	// dial is Config.Dial; stopCh is closed by Stop, ending the reconnect
+	// goroutines (stopped says so under mu).
+	dial    func(ctx context.Context, req ConnectRequest) (RemoteController, error)
+	stopCh  chan struct{}
+	stopped bool
 
 	mu sync.Mutex
 	// changed is closed (and replaced) whenever a bdev is registered, to
@@ -98,6 +130,8 @@ type Target struct {
 	nvmeOpts    nvmeOptions
 	// listening holds the port keys Config.Listen opened.
 	listening map[string]bool
+	// instances numbers the subsystems created (NVMfSubsystem.Instance).
+	instances uint64
 }
 
 // New returns a Target in the state of a freshly started nvmf_tgt: no
@@ -112,6 +146,10 @@ func New(cfg Config) *Target {
 		listen:    cfg.Listen,
 		unlisten:  cfg.Unlisten,
 		discon:    cfg.Disconnect,
+		dial:      cfg.Dial,
+		stopCh:    make(chan struct{}),
+		notify:    cfg.Changed,
+		ctrlInfo:  cfg.Controllers,
 		listening: map[string]bool{},
 		changed:   make(chan struct{}),
 		names:     map[string]*bdev{},
@@ -175,6 +213,9 @@ func (t *Target) Handle(ctx context.Context, method string, params json.RawMessa
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if m.probe {
+		t.probeLinks()
+	}
 	t.poll()
 	return m.fn(ctx, t, r)
 }
@@ -198,6 +239,9 @@ type methodSpec struct {
 	// selfLocking handlers take t.mu themselves, because they wait or
 	// reach another Target.
 	selfLocking bool
+	// probe: the method reports the state of initiator paths, which it
+	// checks first (probeLinks).
+	probe bool
 }
 
 // methods is the dispatch table: every method the model serves.
@@ -261,8 +305,8 @@ var methods = map[string]methodSpec{
 	"bdev_nvme_set_options":       {fn: bdevNvmeSetOptions, style: decodeInternal},
 	"bdev_nvme_attach_controller": {fn: bdevNvmeAttachController, style: decodeInternal, selfLocking: true},
 	"bdev_nvme_detach_controller": {fn: bdevNvmeDetachController, style: decodeInternal},
-	"bdev_nvme_get_controllers":   {fn: bdevNvmeGetControllers, style: decodeInternal},
-	"bdev_nvme_get_io_paths":      {fn: bdevNvmeGetIoPaths, style: decodeInternal},
+	"bdev_nvme_get_controllers":   {fn: bdevNvmeGetControllers, style: decodeInternal, probe: true},
+	"bdev_nvme_get_io_paths":      {fn: bdevNvmeGetIoPaths, style: decodeInternal, probe: true},
 }
 
 // osFileSize is Config.FileSize on the real file system.
@@ -292,6 +336,7 @@ func osFileSize(name string) (int64, bool, error) {
 func (t *Target) Stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.stopInitiator()
 	for _, s := range t.subsystems {
 		s.disconnect(func(*nvmfCtrlr) bool { return true })
 		for _, l := range s.listeners {

@@ -77,6 +77,22 @@ func initiatorCase(c refCase) bool {
 	return false
 }
 
+// aioFiles maps the placeholders by which the aio cases name their files
+// to files in a temporary directory: two 64 MiB files and a missing one.
+func aioFiles(t *testing.T) map[string]string {
+	dir := t.TempDir()
+	files := map[string]string{
+		"<aio-file>":     filepath.Join(dir, "aio-a"),
+		"<aio-file-2>":   filepath.Join(dir, "aio-b"),
+		"<missing-file>": filepath.Join(dir, "missing"),
+	}
+	for _, ph := range []string{"<aio-file>", "<aio-file-2>"} {
+		require.NoError(t, os.WriteFile(files[ph], nil, 0o600))
+		require.NoError(t, os.Truncate(files[ph], 64<<20))
+	}
+	return files
+}
+
 type refCase struct {
 	Case       string          `json:"case"`
 	Method     any             `json:"method"`
@@ -102,19 +118,7 @@ func TestReplayReference(t *testing.T) {
 	cases := loadCases(t)
 	require.Len(t, cases, 392)
 
-	// The aio cases name files by placeholder.
-	dir := t.TempDir()
-	files := map[string]string{
-		"<aio-file>":     filepath.Join(dir, "aio-a"),
-		"<aio-file-2>":   filepath.Join(dir, "aio-b"),
-		"<missing-file>": filepath.Join(dir, "missing"),
-	}
-	for _, ph := range []string{"<aio-file>", "<aio-file-2>"} {
-		f, err := os.Create(files[ph])
-		require.NoError(t, err)
-		require.NoError(t, f.Truncate(64<<20))
-		require.NoError(t, f.Close())
-	}
+	files := aioFiles(t)
 
 	servers := spdktest.StartFabric(t, model.Config{}, model.Config{})
 	storage, initiator := servers[0], servers[1]
