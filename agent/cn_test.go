@@ -254,3 +254,67 @@ func TestCNRestartedSPDK(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, want, w.dump(t))
 }
+
+// TestCNPromotionKeepsNamespace checks the order of a promotion's steps:
+// the secondary swaps its namespace to the new raid at once (removed and
+// added back with the same identity) and detaches its controller to the
+// lost primary only afterwards, so that the host's I/O still waiting in
+// that controller fails, and is retried, while the namespace is there
+// (see planCN). The end state is checked by TestCNTransitions.
+func TestCNPromotionKeepsNamespace(t *testing.T) {
+	w := newWorld(t)
+	_, ok := w.apply(t, "secondary")
+	require.True(t, ok)
+	w.cn1.rec.mu.Lock()
+	from := len(w.cn1.rec.methods)
+	w.cn1.rec.mu.Unlock()
+	_, ok = w.apply(t, "promoted")
+	require.True(t, ok)
+	w.cn1.rec.mu.Lock()
+	steps := slices.Clone(w.cn1.rec.methods[from:])
+	w.cn1.rec.mu.Unlock()
+	at := func(method string) []int {
+		var is []int
+		for i, m := range steps {
+			if m == method {
+				is = append(is, i)
+			}
+		}
+		return is
+	}
+	removes, adds, detaches := at("nvmf_subsystem_remove_ns"), at("nvmf_subsystem_add_ns"), at("bdev_nvme_detach_controller")
+	require.Len(t, removes, 1, "%v", steps)
+	require.NotEmpty(t, adds, "%v", steps)
+	require.Len(t, detaches, 1, "%v", steps)
+	assert.Less(t, removes[0], adds[len(adds)-1], "%v", steps)
+	assert.Less(t, adds[len(adds)-1], detaches[0], "the old primary's controller goes last: %v", steps)
+}
+
+// TestCNPromotionInterrupted fails each step of a promotion, before and
+// after SPDK acts; the next push finishes it exactly.
+func TestCNPromotionInterrupted(t *testing.T) {
+	ref := newWorld(t)
+	_, ok := ref.apply(t, "secondary")
+	require.True(t, ok)
+	_, before := ref.cn1.rec.counts()
+	_, ok = ref.apply(t, "promoted")
+	require.True(t, ok)
+	_, after := ref.cn1.rec.counts()
+	want := ref.dump(t)
+	for k := 1; k <= after-before; k++ {
+		for _, late := range []bool{false, true} {
+			t.Run(fmt.Sprintf("step%d/after=%v", k, late), func(t *testing.T) {
+				w := newWorld(t)
+				_, ok := w.apply(t, "secondary")
+				require.True(t, ok)
+				w.cn1.rec.arm(k, late)
+				first, _ := w.apply(t, "promoted")
+				assert.False(t, first.OK(), "the fault must show in the report")
+				w.cn1.rec.arm(0, false)
+				_, ok = w.apply(t, "promoted")
+				require.True(t, ok)
+				assert.Equal(t, want, w.dump(t))
+			})
+		}
+	}
+}

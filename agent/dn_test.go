@@ -120,6 +120,7 @@ func TestDNInterrupted(t *testing.T) {
 		for k := 1; k <= steps; k++ {
 			for _, after := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/step%d/after=%v", name, k, after), func(t *testing.T) {
+					freshDisks(t, build(name, 0))
 					n := newDNNode(t, nil)
 					n.rec.arm(k, after)
 					rep := n.syncup(t, build(name, 0))
@@ -129,6 +130,22 @@ func TestDNInterrupted(t *testing.T) {
 					assert.Equal(t, want, dump(t, n.srv.Client()))
 				})
 			}
+		}
+	}
+}
+
+// freshDisks zeroes the files of d's aio pds, so that a new fake SPDK
+// finds an empty disk: SPDK's examine would otherwise load the lvstore an
+// earlier node left on it, as after a restart, and the build would need
+// fewer steps.
+func freshDisks(t *testing.T, d agent.DN) {
+	t.Helper()
+	for _, pd := range d.PDs {
+		if pd.Kind == agent.PDAio {
+			fi, err := os.Stat(pd.Path)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(pd.Path, 0))
+			require.NoError(t, os.Truncate(pd.Path, fi.Size()))
 		}
 	}
 }

@@ -119,10 +119,12 @@ func (p *planner) subsystem(r Ref, want subsystemSpec) {
 	}
 
 	nsOK := false
+	var kept []spdk.Namespace
 	for _, ns := range s.Namespaces {
 		if ns.NSID == 1 && want.nsBdev != "" && ns.BdevName == want.nsBdev &&
 			strings.EqualFold(ns.UUID, want.uuid) && strings.EqualFold(ns.NGUID, vda.NGUID(want.uuid)) {
 			nsOK = true
+			kept = append(kept, ns)
 			continue
 		}
 		p.step(r, spdk.OpNvmfSubsystemRemoveNs(want.nqn, ns.NSID))
@@ -134,6 +136,13 @@ func (p *planner) subsystem(r Ref, want subsystemSpec) {
 				BdevName: want.nsAlias, NSID: 1, UUID: want.uuid, NGUID: vda.NGUID(want.uuid),
 			},
 		}))
+		kept = append(kept, spdk.Namespace{NSID: 1, BdevName: want.nsAlias, UUID: want.uuid, NGUID: vda.NGUID(want.uuid)})
+	}
+	// What follows in the plan (a controller detached once its bdev is
+	// no longer exported) sees the namespaces as they will be.
+	if exists {
+		s.Namespaces = kept
+		p.a.Subsystems[want.nqn] = s
 	}
 
 	addr := want.listener.listenAddress()

@@ -72,8 +72,33 @@ func planCN(c CN, a *Actual, opts NvmeOptions, sc *scope) Plan {
 			p.deleteRaid(cleanupRef, name)
 		}
 	}
+	// An unwanted controller whose bdev a wanted array subsystem exports
+	// (a secondary promoted to primary, or re-pointed to a new primary)
+	// is detached only after the controllers are built: the namespace is
+	// then swapped to its new bdev (the same NSID, UUID and NGUID) at
+	// once, and the host's I/O still waiting in the old controller for
+	// its lost primary fails only afterwards, with Namespace Not Ready,
+	// which the host retries on the same path and finds the namespace
+	// there again. Detached first, that I/O would fail while the
+	// namespace is gone, and its retry would get Invalid Namespace with
+	// Do Not Retry: an I/O error in the host's application.
+	// The detach is a step of that controller, so that it is skipped if
+	// the swap failed (the namespace would still use the bdev).
+	subCntlr := map[string]Ref{}
+	for _, ct := range c.Cntlrs {
+		subCntlr[vda.ArrayNQN(ct.DA)] = Ref{RefCntlr, string(ct.ID)}
+	}
+	type detachLater struct {
+		name string
+		r    Ref
+	}
+	var later []detachLater
 	for _, name := range scopedKeys(a.Ctrlrs, sc, scopeCtrlrs) {
 		if (strings.HasPrefix(name, vdcPrefix) || strings.HasPrefix(name, priPrefix)) && !wantCtrlr[name] {
+			if nqn := exportedBy(p.a, name+"n1", wantSub); nqn != "" {
+				later = append(later, detachLater{name, subCntlr[nqn]})
+				continue
+			}
 			p.detach(cleanupRef, name)
 		}
 	}
@@ -90,7 +115,26 @@ func planCN(c CN, a *Actual, opts NvmeOptions, sc *scope) Plan {
 			p.secondary(r, ct, c.Listener, opts)
 		}
 	}
+	for _, d := range later {
+		p.detach(d.r, d.name)
+	}
 	return p.plan
+}
+
+// exportedBy returns the subsystem among subs a namespace of which
+// exports bdev, or "".
+func exportedBy(a *Actual, bdev string, subs map[string]bool) string {
+	for _, nqn := range sortedKeys(a.Subsystems) {
+		if !subs[nqn] {
+			continue
+		}
+		for _, ns := range a.Subsystems[nqn].Namespaces {
+			if ns.BdevName == bdev || a.Names[bdev] != "" && a.Names[ns.BdevName] == a.Names[bdev] {
+				return nqn
+			}
+		}
+	}
+	return ""
 }
 
 // unexport removes the namespaces that export bdev, so that deleting the
