@@ -18,13 +18,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/virtual-disk-array/vda/internal/proctest"
 )
 
 // HostAddr is the host's loopback as the guest sees it (QEMU user
@@ -48,7 +53,7 @@ func Find(dir string) (*Kernel, error) {
 		dir = os.Getenv("VDA_GUEST_DIR")
 	}
 	if dir == "" {
-		root, err := moduleRoot()
+		root, err := proctest.ModuleRoot()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
@@ -71,23 +76,6 @@ func Find(dir string) (*Kernel, error) {
 
 const busybox = "/bin/busybox"
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Run is one boot of the guest.
 type Run struct {
 	// Modules to load, in order, each after its dependencies; the
@@ -98,10 +86,27 @@ type Run struct {
 	Script string
 	// Files are put into the initramfs, by absolute path, mode 0755.
 	Files map[string][]byte
+	// Binaries are host executables (absolute paths, e.g. /usr/sbin/nvme
+	// from the host's nvme-cli) copied to the same paths in the guest,
+	// with the shared libraries ldd finds for them and the ELF
+	// interpreter, so that dynamically linked tools run there (the guest
+	// and the host are both Debian 12 amd64).
+	Binaries []string
 	// Memory for the guest; "" means 512M.
 	Memory string
-	// Timeout bounds the boot; 0 means 2 minutes.
+	// Timeout bounds one boot, script included; 0 means 2 minutes.
 	Timeout time.Duration
+	// BootTimeout bounds the time from starting QEMU to the script
+	// starting; 0 means 45 seconds (a boot takes about 3). A boot that
+	// misses it is killed and tried again, up to two more times: a TCG
+	// guest now and then hangs in early boot on a loaded machine, before
+	// the script has done anything, so a retry is safe.
+	BootTimeout time.Duration
+	// Output, if not nil, receives the serial console as the guest
+	// writes it (kernel messages and the script's output, with the
+	// console's carriage returns), so that a test can follow a script
+	// while it runs: see Lines.
+	Output io.Writer
 }
 
 // Result is what the script printed and how it ended.
@@ -133,6 +138,9 @@ func (k *Kernel) Boot(ctx context.Context, r Run) (Result, error) {
 	if r.Timeout == 0 {
 		r.Timeout = 2 * time.Minute
 	}
+	if r.BootTimeout == 0 {
+		r.BootTimeout = 45 * time.Second
+	}
 	initrd, err := k.initramfs(r)
 	if err != nil {
 		return Result{}, err
@@ -146,18 +154,20 @@ func (k *Kernel) Boot(ctx context.Context, r Run) (Result, error) {
 	if err := os.WriteFile(initrdPath, initrd, 0o644); err != nil {
 		return Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
-		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", r.Memory, "-smp", "2",
-		"-nographic", "-nodefaults", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-		"-kernel", filepath.Join(k.Dir, "vmlinuz"), "-initrd", initrdPath,
-		"-append", "console=ttyS0 panic=-1 quiet loglevel=4",
-		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	runErr := cmd.Run()
-	console := out.String()
+	var (
+		console string
+		runErr  error
+	)
+	for attempt := 1; ; attempt++ {
+		var hung bool
+		console, hung, runErr = k.boot(ctx, r, initrdPath)
+		if !hung || attempt == bootAttempts || ctx.Err() != nil {
+			break
+		}
+		if r.Output != nil {
+			fmt.Fprintf(r.Output, "\n[guest: no script after %v, boot attempt %d of %d failed; retrying]\n", r.BootTimeout, attempt, bootAttempts)
+		}
+	}
 	res := Result{Console: console}
 	begin := strings.Index(console, markBegin)
 	m := statusRE.FindAllStringSubmatchIndex(console, -1)
@@ -168,6 +178,73 @@ func (k *Kernel) Boot(ctx context.Context, r Run) (Result, error) {
 	res.Status, _ = strconv.Atoi(console[last[2]:last[3]])
 	res.Output = strings.TrimSpace(strings.ReplaceAll(console[begin+len(markBegin):last[0]], "\r", ""))
 	return res, nil
+}
+
+// bootAttempts is how many times Boot starts QEMU before giving up on a
+// guest that hangs before its script.
+const bootAttempts = 3
+
+// boot runs QEMU once, for at most r.Timeout. hung reports that the
+// script had not started within r.BootTimeout, so QEMU was killed.
+func (k *Kernel) boot(ctx context.Context, r Run, initrdPath string) (console string, hung bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
+		"-accel", "tcg,thread=multi", "-cpu", "max", "-m", r.Memory, "-smp", "2",
+		"-nographic", "-nodefaults", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+		"-kernel", filepath.Join(k.Dir, "vmlinuz"), "-initrd", initrdPath,
+		"-append", "console=ttyS0 panic=-1 quiet loglevel=4",
+		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=")
+	w := &consoleLog{begun: make(chan struct{})}
+	var out io.Writer = w
+	if r.Output != nil {
+		out = io.MultiWriter(w, r.Output)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return "", false, err
+	}
+	var fired atomic.Bool
+	watchdog := time.AfterFunc(r.BootTimeout, func() {
+		select {
+		case <-w.begun:
+		default:
+			fired.Store(true)
+			cancel()
+		}
+	})
+	err = cmd.Wait()
+	watchdog.Stop()
+	return w.String(), fired.Load(), err
+}
+
+// consoleLog collects QEMU's output and closes begun once the script's
+// begin marker shows up.
+type consoleLog struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	begun chan struct{}
+	seen  bool
+}
+
+func (c *consoleLog) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Look only at the new bytes and the marker's length before them: the
+	// marker may arrive split across writes.
+	from := max(c.buf.Len()-len(markBegin), 0)
+	c.buf.Write(p)
+	if !c.seen && bytes.Contains(c.buf.Bytes()[from:], []byte(markBegin)) {
+		c.seen = true
+		close(c.begun)
+	}
+	return len(p), nil
+}
+
+func (c *consoleLog) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
 
 func tail(s string, n int) string {
@@ -207,6 +284,9 @@ func (k *Kernel) initramfs(r Run) ([]byte, error) {
 	for path, data := range r.Files {
 		a.file(path, data, 0o755)
 	}
+	if err := addBinaries(&a, r.Binaries); err != nil {
+		return nil, err
+	}
 	a.file("/script", []byte(r.Script), 0o755)
 	a.file("/init", []byte(fmt.Sprintf(initScript, load.String(), markBegin, markStatus)), 0o755)
 	return a.bytes(), nil
@@ -234,6 +314,63 @@ echo "%s${st}==="
 sync
 poweroff -f
 `
+
+// addBinaries copies executables and, once each, the libraries they
+// need, following symbolic links (each lands at the path the loader looks
+// for).
+func addBinaries(a *archive, bins []string) error {
+	seen := map[string]bool{}
+	add := func(path string, perm int) error {
+		if seen[path] {
+			return nil
+		}
+		seen[path] = true
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("guest: binary: %w", err)
+		}
+		a.file(path, data, perm)
+		return nil
+	}
+	for _, bin := range bins {
+		if err := add(bin, 0o755); err != nil {
+			return err
+		}
+		libs, err := sharedLibraries(bin)
+		if err != nil {
+			return err
+		}
+		for _, lib := range libs {
+			if err := add(lib, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sharedLibraries lists the libraries ldd resolves for bin, the ELF
+// interpreter included.
+func sharedLibraries(bin string) ([]string, error) {
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		return nil, fmt.Errorf("guest: ldd %s: %w", bin, err)
+	}
+	var libs []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			libs = append(libs, f[2]) // libx.so => /lib/.../libx.so (0x…)
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			libs = append(libs, f[0]) // the interpreter
+		case len(f) >= 3 && f[1] == "=>" && f[2] == "not":
+			return nil, fmt.Errorf("guest: %s: %s not found", bin, f[0])
+		}
+	}
+	return libs, nil
+}
 
 // resolve lists the module files to load for names, each after its
 // dependencies, once each; built-in modules need no file.
@@ -308,4 +445,26 @@ func (a *archive) symlink(name, target string) { a.entry(name, 0o120777, []byte(
 func (a *archive) bytes() []byte {
 	a.entry("TRAILER!!!", 0, nil)
 	return a.buf.Bytes()
+}
+
+// Lines is an io.Writer for Run.Output that hands fn each whole line of
+// the console as it arrives, without its carriage return. Console output
+// arrives from one goroutine, so fn needs no locking of its own.
+func Lines(fn func(line string)) io.Writer { return &lines{fn: fn} }
+
+type lines struct {
+	buf []byte
+	fn  func(string)
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.fn(strings.TrimRight(string(l.buf[:i]), "\r"))
+		l.buf = l.buf[i+1:]
+	}
 }

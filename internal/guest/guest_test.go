@@ -45,19 +45,33 @@ func TestBoot(t *testing.T) {
 		got <- line
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
+	// A dynamically linked host binary runs in the guest with its
+	// libraries (nvme-cli, when installed: CI installs it).
+	var bins []string
+	if _, err := os.Stat("/usr/sbin/nvme"); err == nil || os.Getenv("VDA_TEST_GUEST") == "1" {
+		bins = append(bins, "/usr/sbin/nvme")
+	}
+	var streamed []string // the console, line by line, as it came
 	res, err := k.Boot(context.Background(), guest.Run{
 		Modules: []string{"nvme-tcp"},
 		Script: fmt.Sprintf(`uname -r
 test -c /dev/nvme-fabrics && echo fabrics-ok
 cat /data/hello.txt
+[ -x /usr/sbin/nvme ] && /usr/sbin/nvme version
 echo from-guest | nc %s %d
 exit 3`, guest.HostAddr, port),
-		Files: map[string][]byte{"/data/hello.txt": []byte("hello file\n")},
+		Files:    map[string][]byte{"/data/hello.txt": []byte("hello file\n")},
+		Binaries: bins,
+		Output:   guest.Lines(func(line string) { streamed = append(streamed, line) }),
 	})
 	require.NoError(t, err)
 	assert.Equal(t, 3, res.Status, res.Console)
+	if len(bins) > 0 {
+		assert.Contains(t, res.Output, "nvme version", "a host binary runs with its libraries")
+	}
 	assert.Contains(t, res.Output, k.Version)
 	assert.Contains(t, res.Output, "fabrics-ok")
+	assert.Contains(t, streamed, "fabrics-ok", "the console streamed to Run.Output")
 	assert.Contains(t, res.Output, "hello file")
 	select {
 	case line := <-got:
@@ -65,4 +79,34 @@ exit 3`, guest.HostAddr, port),
 	case <-time.After(5 * time.Second):
 		t.Fatal("the host never heard from the guest")
 	}
+}
+
+// TestLines hands over whole lines without their carriage returns, however
+// the console's output is cut.
+func TestLines(t *testing.T) {
+	var got []string
+	w := guest.Lines(func(line string) { got = append(got, line) })
+	for _, chunk := range []string{"one\r", "\ntw", "o\r\n\r\nthr", "ee"} {
+		n, err := w.Write([]byte(chunk))
+		require.NoError(t, err)
+		assert.Equal(t, len(chunk), n)
+	}
+	assert.Equal(t, []string{"one", "two", ""}, got, "a line without its newline waits")
+}
+
+// TestBootRetriesAHang kills a guest whose script has not started within
+// BootTimeout and boots it again, and gives up after the last attempt with
+// the console in the error.
+func TestBootRetriesAHang(t *testing.T) {
+	k := kernel(t)
+	var streamed []string
+	_, err := k.Boot(context.Background(), guest.Run{
+		Script:      "exit 0",
+		BootTimeout: 200 * time.Millisecond,
+		Output:      guest.Lines(func(line string) { streamed = append(streamed, line) }),
+	})
+	require.Error(t, err, "no guest boots in 200ms")
+	assert.Contains(t, err.Error(), "guest did not report")
+	assert.Contains(t, streamed, "[guest: no script after 200ms, boot attempt 1 of 3 failed; retrying]")
+	assert.Contains(t, streamed, "[guest: no script after 200ms, boot attempt 2 of 3 failed; retrying]")
 }
