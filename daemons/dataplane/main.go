@@ -2,13 +2,16 @@
 // for an SPDK application, answering SPDK's JSON-RPC methods on a Unix
 // socket and moving real data (package dataplane). Run it where SPDK would
 // run and point an agent's --spdk-socket at it. It serves Prometheus
-// metrics on /metrics and a health check on /healthz of --listen.
+// metrics on /metrics and a health check on /healthz of --listen, and with
+// --pprof Go's profiles on /debug/pprof/ there.
 package main
 
 import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -24,6 +27,7 @@ type cli struct {
 	Socket  string           `help:"The JSON-RPC Unix socket to serve (SPDK's -r)." default:"/var/tmp/spdk.sock" env:"VDA_DATAPLANE_SOCKET"`
 	Listen  string           `help:"Address to serve /metrics and /healthz on." default:"127.0.0.1:9920" env:"VDA_DATAPLANE_LISTEN"`
 	HostNQN string           `name:"host-nqn" help:"Default host NQN of the NVMe-oF controllers it attaches (empty: SPDK's uuid-based default)." env:"VDA_DATAPLANE_HOST_NQN"`
+	Pprof   bool             `help:"Serve Go's profiling endpoints (net/http/pprof) on /debug/pprof/ of --listen." env:"VDA_DATAPLANE_PPROF"`
 	Grace   time.Duration    `help:"How long scrapes in flight may finish at shutdown." default:"10s" env:"VDA_DATAPLANE_GRACE"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
@@ -50,7 +54,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
-	err = daemon.Serve(ctx, ln, daemon.Health(), daemon.Registry(), c.Grace, func(ctx context.Context) error {
+	api := daemon.Health()
+	if c.Pprof {
+		mux := http.NewServeMux()
+		mux.Handle("/", api)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		api = mux
+	}
+	err = daemon.Serve(ctx, ln, api, daemon.Registry(), c.Grace, func(ctx context.Context) error {
 		return dp.Run(ctx, func() {
 			log.Info("data plane serving", "socket", c.Socket, "metrics", ln.Addr().String(), "version", version)
 			if ready != nil {

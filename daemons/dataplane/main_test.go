@@ -61,3 +61,24 @@ func TestSIGTERM(t *testing.T) {
 	daemontest.SIGTERM(t, []string{"--socket", sock, "--listen", "127.0.0.1:0", "--log-format", "json"},
 		`"msg":"data plane serving"`, `"msg":"data plane stopped"`)
 }
+
+// TestPprof: /debug/pprof/ is served only with --pprof.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		args := []string{"--socket", filepath.Join(t.TempDir(), "spdk.sock"), "--listen", "127.0.0.1:0", "--log-format", "json"}
+		if on {
+			args = append(args, "--pprof")
+		}
+		addr, stop := daemontest.Serve(t, serve, args)
+		code, _ := daemontest.Get(t, addr, "/debug/pprof/")
+		want := 404
+		if on {
+			want = 200
+		}
+		assert.Equal(t, want, code, "--pprof %v", on)
+		code, _ = daemontest.Get(t, addr, "/healthz")
+		assert.Equal(t, 200, code)
+		_, err := stop(15 * time.Second)
+		require.NoError(t, err)
+	}
+}

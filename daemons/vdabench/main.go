@@ -1,7 +1,14 @@
-// Command vdabench measures the portal through its real API: it serves a
-// portal in-process over h2c on loopback, fills the store with an inventory
-// (dns, pds, cns) and arrays, and reports CreateDa, GetDa and ListDa
-// throughput and latency percentiles. See docs/benchmarks.md.
+// Command vdabench is VDA's benchmark tool. See docs/benchmarks.md.
+//
+// vdabench portal (the default command) measures the portal through its
+// real API: it serves a portal in-process over h2c on loopback, fills the
+// store with an inventory (dns, pds, cns) and arrays, and reports CreateDa,
+// GetDa and ListDa throughput and latency percentiles.
+//
+// vdabench nvme drives an NVMe/TCP target with VDA's Go initiator
+// (nvmetcp/host) and reports IOPS, bandwidth, latency percentiles and CPU
+// per I/O; with --spawn it starts and configures vda-dataplane targets
+// itself (see nvme.go).
 package main
 
 import (
@@ -32,6 +39,12 @@ import (
 )
 
 type cli struct {
+	Portal  portalCmd  `cmd:"" default:"withargs" help:"Benchmark the portal's API (the default command)."`
+	NVMe    nvmeCmd    `cmd:"" name:"nvme" help:"Benchmark an NVMe/TCP target with VDA's Go initiator."`
+	Cluster clusterCmd `cmd:"" name:"cluster" help:"Against a running cluster: time from CreateDa to the array being connectable through every controller."`
+}
+
+type portalCmd struct {
 	DSN        string `help:"Store to benchmark; empty means a fresh SQLite file in a temp dir." env:"VDA_BENCH_DSN"`
 	DNs        int    `name:"dns" help:"Disk nodes." default:"1000"`
 	PDsPerDN   int    `name:"pds-per-dn" help:"Malloc pds per dn." default:"10"`
@@ -56,13 +69,29 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var c cli
 	exited := false
-	parser, err := kong.New(&c, kong.Name("vdabench"), kong.Writers(out, os.Stderr), kong.Exit(func(int) { exited = true }))
+	parser, err := kong.New(&c, kong.Name("vdabench"), kong.Description("VDA's benchmarks: the portal's API, or an NVMe/TCP target."),
+		kong.Writers(out, os.Stderr), kong.Exit(func(int) { exited = true }))
 	if err != nil {
 		return err
 	}
-	if _, err := parser.Parse(args); err != nil || exited {
+	kctx, err := parser.Parse(args)
+	if exited {
+		return nil // --help
+	}
+	if err != nil {
 		return err
 	}
+	switch kctx.Command() {
+	case "nvme":
+		return runNVMe(ctx, c.NVMe, out)
+	case "cluster":
+		return runCluster(ctx, c.Cluster, out)
+	default:
+		return runPortal(ctx, c.Portal, out)
+	}
+}
+
+func runPortal(ctx context.Context, c portalCmd, out io.Writer) error {
 	if c.CPUProfile != "" {
 		f, err := os.Create(c.CPUProfile)
 		if err != nil {
@@ -160,7 +189,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-func fill(ctx context.Context, client vdav1connect.PortalServiceClient, c cli) error {
+func fill(ctx context.Context, client vdav1connect.PortalServiceClient, c portalCmd) error {
 	r := measure(ctx, c.DNs, c.Clients, func(ctx context.Context, i int) error {
 		name := fmt.Sprintf("dn%05d", i)
 		_, err := client.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/stretchr/testify/require"
+
+	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
+	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
+)
+
+// TestEmbedded runs the embedded control plane, registers a dn through
+// its API, watches the monitor find the dn unreachable (no agent runs),
+// and stops it; a second run on the same file finds the dn again.
+func TestEmbedded(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := func(t *testing.T) (vdav1connect.PortalServiceClient, func() error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, Config{DSN: dsn, Listener: ln, Period: 50 * time.Millisecond, Logger: log,
+				Ready: func() { close(ready) }})
+		}()
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		}
+		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String())
+		return c, func() error { cancel(); return <-done }
+	}
+
+	ctx := context.Background()
+	c, stop := start(t)
+	_, err := c.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{Name: "dn0", AgentAddress: "127.0.0.1:1",
+		Listener: &vdav1.NvmfListener{Traddr: "127.0.0.1", Trsvcid: "4420"}}))
+	require.NoError(t, err)
+	// The monitor runs: nothing answers at the agent address, so the dn's
+	// health leaves UNKNOWN.
+	require.Eventually(t, func() bool {
+		got, err := c.GetDn(ctx, connect.NewRequest(&vdav1.GetDnRequest{Name: "dn0"}))
+		require.NoError(t, err)
+		return got.Msg.Dn.Status.GetHealth() != vdav1.Health_HEALTH_UNKNOWN
+	}, 10*time.Second, 50*time.Millisecond)
+	require.NoError(t, stop())
+
+	c, stop = start(t)
+	sum, err := c.GetClusterSummary(ctx, connect.NewRequest(&vdav1.GetClusterSummaryRequest{}))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, sum.Msg.Summary.DnCount)
+	require.NoError(t, stop())
+}
