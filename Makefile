@@ -20,10 +20,14 @@ build: ## Build every daemon into .tmp/bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-monitor ./daemons/monitor
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdactl ./daemons/vdactl
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vdabench ./daemons/vdabench
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vda-cluster ./daemons/cluster
+
+.PHONY: run
+run: build ## Run a whole cluster on this machine with vda-cluster (the README's first command; flags: make run ARGS='--dns 3')
+	$(BIN)/vda-cluster $(ARGS)
 
 .PHONY: demo
-demo: build ## Run the portal on SQLite and a short vdactl session (the README's first command)
-	./scripts/demo.sh
+demo: run ## The same as run
 
 .PHONY: test
 test: ## Run every test with -race (SQLite always; PostgreSQL/MySQL when VDA_TEST_*_DSN are set)
@@ -37,10 +41,11 @@ test: ## Run every test with -race (SQLite always; PostgreSQL/MySQL when VDA_TES
 	$(MAKE) fuzz-short
 
 .PHONY: fuzz-short
-fuzz-short: ## A few seconds of each fuzz target (longer runs by hand: go test -fuzz=FuzzReader -fuzztime=10m ./nvmetcp)
-	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime 10s ./nvmetcp
-	$(GO) test -run '^$$' -fuzz '^FuzzSQE$$' -fuzztime 5s ./nvmetcp
-	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 5s -fuzzminimizetime 5s ./lvs
+fuzz-short: ## A short run of each fuzz target, by count so that a loaded machine cannot trip fuzzing's deadline (longer runs by hand: go test -fuzz=FuzzReader -fuzztime=10m ./nvmetcp)
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime 50000x ./nvmetcp
+	$(GO) test -run '^$$' -fuzz '^FuzzSQE$$' -fuzztime 50000x ./nvmetcp
+	$(GO) test -run '^$$' -fuzz '^FuzzCommands$$' -fuzztime 3000x ./nvmetcp/target
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 20000x -fuzzminimizetime 5s ./lvs
 
 .PHONY: test-db
 test-db: ## Run the store and portal suites against local PostgreSQL and MariaDB
