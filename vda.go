@@ -118,12 +118,15 @@ func ValidateDescription(d string) error {
 // nqn.yyyy-mm.<reverse domain>[:<anything printable>].
 var (
 	nqnUUIDRE = regexp.MustCompile(`^nqn\.2014-08\.org\.nvmexpress:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	nqnRE     = regexp.MustCompile(`^nqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[\x21-\x7e]+)?$`)
+	nqnRE     = regexp.MustCompile(`^nqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[\x21-\x7e]+)$`)
 )
 
 // ValidateNQN checks an NVMe Qualified Name: at most 223 bytes, either
-// nqn.2014-08.org.nvmexpress:uuid:<uuid> or nqn.yyyy-mm.<reverse domain>
-// followed by an optional ':' and printable ASCII without spaces.
+// nqn.2014-08.org.nvmexpress:uuid:<uuid> or nqn.yyyy-mm.<reverse
+// domain>:<name>, the name printable ASCII without spaces. The name is
+// required: SPDK refuses an NQN without one ("NQN must contain user
+// specified name with a ':' as a prefix"), so a host NQN without it would
+// be taken by the portal and then fail on every controller.
 func ValidateNQN(field, nqn string) error {
 	switch {
 	case nqn == "":

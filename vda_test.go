@@ -2,6 +2,7 @@ package vda_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,5 +33,39 @@ func TestFormatSize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, vda.FormatSize(tt.n), "FormatSize(%d)", tt.n)
+	}
+}
+
+func TestValidateNQN(t *testing.T) {
+	long := "nqn.2014-08.org.example:" + strings.Repeat("h", vda.MaxNQNLen-len("nqn.2014-08.org.example:"))
+	for _, tc := range []struct {
+		nqn  string
+		want string // "" means valid
+	}{
+		{"nqn.2014-08.org.example:host0", ""},
+		{"nqn.2016-06.io.vda:da-0123", ""},
+		{"nqn.2014-08.org.nvmexpress:uuid:0f8fad5b-d9cb-469f-a165-70867728950e", ""},
+		{"nqn.2024-12.com.example.storage:nvme:nvm-subsystem-sn-d78432", ""},
+		{long, ""},
+		{long + "x", "longer than NVMe's 223"},
+		{"", "is empty"},
+		{"nqn.2014-08.org.example", "is not an NQN"},
+		{"nqn.2014-08.org.example:", "is not an NQN"},
+		{"nqn.2014-08.org.example:with space", "is not an NQN"},
+		{"nqn.2014-13.org.example:h", "is not an NQN"},
+		{"nqn.14-08.org.example:h", "is not an NQN"},
+		{"iqn.2014-08.org.example:h", "is not an NQN"},
+		{"nqn.2014-08.-bad.example:h", "is not an NQN"},
+		{"nqn.2014-08.org.nvmexpress:uuid:not-a-uuid", "malformed UUID NQN"},
+		{vda.DiscoveryNQN, "is the discovery NQN"},
+		{"nqn.2014-08.org.example:h\x00", "is not an NQN"},
+	} {
+		err := vda.ValidateNQN("host_nqn", tc.nqn)
+		if tc.want == "" {
+			assert.NoError(t, err, tc.nqn)
+			continue
+		}
+		assert.ErrorIs(t, err, vda.ErrInvalidArgument, tc.nqn)
+		assert.ErrorContains(t, err, tc.want, tc.nqn)
 	}
 }

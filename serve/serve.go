@@ -1,10 +1,12 @@
-// Package serve runs VDA's HTTP servers: HTTP/1.1 and unencrypted HTTP/2
-// (h2c) on one listener, which is what gRPC clients need without TLS, with
+// Package serve runs VDA's HTTP servers: HTTP/1.1 and HTTP/2 on one
+// listener, over TLS (see Listen) or, for clusters run with --insecure,
+// unencrypted (h2c, which is what gRPC clients need without TLS), with
 // graceful shutdown.
 package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -12,12 +14,27 @@ import (
 	"time"
 )
 
-// HTTP serves h on ln over HTTP/1.1 and unencrypted HTTP/2 (h2c), which is
-// what gRPC clients need without TLS, until ctx ends; then it stops taking
-// connections and waits up to grace for calls in flight to finish.
+// Listen listens on addr, over TLS with cfg unless cfg is nil. The TLS
+// listener offers HTTP/2 and HTTP/1.1 by ALPN.
+func Listen(addr string, cfg *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || cfg == nil {
+		return ln, err
+	}
+	if len(cfg.NextProtos) == 0 {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	return tls.NewListener(ln, cfg), nil
+}
+
+// HTTP serves h on ln over HTTP/1.1 and HTTP/2: over TLS when ln is a TLS
+// listener (Listen), else unencrypted (h2c), until ctx ends; then it stops
+// taking connections and waits up to grace for calls in flight to finish.
 func HTTP(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration) error {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           h,
