@@ -46,6 +46,9 @@ fuzz-short: ## A short run of each fuzz target, by count so that a loaded machin
 	$(GO) test -run '^$$' -fuzz '^FuzzSQE$$' -fuzztime 50000x ./nvmetcp
 	$(GO) test -run '^$$' -fuzz '^FuzzCommands$$' -fuzztime 3000x ./nvmetcp/target
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 20000x -fuzzminimizetime 5s ./lvs
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20000x ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 5000x ./portal
+	$(GO) test -run '^$$' -fuzz '^FuzzDesired$$' -fuzztime 20000x ./agent
 
 .PHONY: test-db
 test-db: ## Run the store and portal suites against local PostgreSQL and MariaDB

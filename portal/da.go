@@ -13,25 +13,31 @@ import (
 	"github.com/virtual-disk-array/vda/store"
 )
 
-func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.CreateDaRequest]) (*connect.Response[vdav1.CreateDaResponse], error) {
-	m := req.Msg
+// checkCreateDa validates a CreateDa request and returns the array it
+// asks for, defaults applied.
+func checkCreateDa(m *vdav1.CreateDaRequest) (store.DA, error) {
 	var c checks
 	c.name("name", m.GetName())
 	c.arraySize(m.GetSize())
 	vdCount, stripKB := c.raid0(m.GetRaid0())
 	cntlrCount := c.cntlrCount(m.GetCntlrCount())
 	c.description(m.GetDescription())
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	da := store.DA{
+	return store.DA{
 		Name: m.GetName(), Size: m.GetSize(), RaidLevel: store.Raid0, VDCount: vdCount,
 		StripSizeKB: stripKB, CntlrCount: cntlrCount, Description: m.GetDescription(),
+	}, c.err()
+}
+
+func (s *Service) CreateDa(ctx context.Context, req *connect.Request[vdav1.CreateDaRequest]) (*connect.Response[vdav1.CreateDaResponse], error) {
+	da, err := checkCreateDa(req.Msg)
+	if err != nil {
+		return nil, err
 	}
+	vdCount, cntlrCount := da.VDCount, da.CntlrCount
 	vdSize := vda.VDSize(da.Size, vdCount)
 	var out *vdav1.Da
 	var t *touch
-	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+	err = s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
 		t = newTouch(tx)
 		if err := tx.LockPlacement(ctx); err != nil {
 			return err

@@ -9,18 +9,21 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/virtual-disk-array/vda/portal"
+	"github.com/virtual-disk-array/vda/portal/portaltest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/store"
 )
 
 // ExampleNewHandler runs a portal inside a program, on an SQLite file, and
-// calls it as a Connect client would.
+// calls it as a Connect client would, with the admin token the portal
+// made for itself.
 func ExampleNewHandler() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -39,6 +42,17 @@ func ExampleNewHandler() {
 		fmt.Println(err)
 		return
 	}
+	// The first admin token: made once, kept in a file only its owner reads.
+	tokenFile := filepath.Join(dir, "admin.token")
+	if _, err := portal.EnsureAdminToken(ctx, db, tokenFile); err != nil {
+		fmt.Println(err)
+		return
+	}
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	handler, err := portal.NewHandler(svc, portal.HandlerConfig{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		fmt.Println(err)
@@ -52,7 +66,8 @@ func ExampleNewHandler() {
 	served := make(chan error, 1)
 	go func() { served <- portal.Serve(ctx, ln, handler, time.Second) }()
 
-	client := vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String())
+	client := vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String(),
+		portaltest.WithToken(strings.TrimSpace(string(token))))
 	dn0 := &vdav1.CreateDnRequest{
 		Name: "dn0", AgentAddress: "10.0.0.1:9720",
 		Listener: &vdav1.NvmfListener{Traddr: "10.0.0.1", Trsvcid: "4420"},
@@ -61,11 +76,15 @@ func ExampleNewHandler() {
 	fmt.Println("create dn0:", err)
 	_, err = client.CreateDn(ctx, connect.NewRequest(dn0))
 	fmt.Println("again:", connect.CodeOf(err))
+	_, err = vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String()).
+		CreateDn(ctx, connect.NewRequest(dn0))
+	fmt.Println("without a token:", connect.CodeOf(err))
 
 	cancel()
 	fmt.Println("served:", <-served)
 	// Output:
 	// create dn0: <nil>
 	// again: already_exists
+	// without a token: unauthenticated
 	// served: <nil>
 }

@@ -11,14 +11,19 @@ import (
 	"github.com/virtual-disk-array/vda/store"
 )
 
-func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.CreateExpRequest]) (*connect.Response[vdav1.CreateExpResponse], error) {
-	m := req.Msg
+// checkCreateExp validates a CreateExp request.
+func checkCreateExp(m *vdav1.CreateExpRequest) error {
 	var c checks
 	c.name("da_name", m.GetDaName())
 	c.name("name", m.GetName())
 	c.add(vda.ValidateNQN("host_nqn", m.GetHostNqn()))
 	c.description(m.GetDescription())
-	if err := c.err(); err != nil {
+	return c.err()
+}
+
+func (s *Service) CreateExp(ctx context.Context, req *connect.Request[vdav1.CreateExpRequest]) (*connect.Response[vdav1.CreateExpResponse], error) {
+	m := req.Msg
+	if err := checkCreateExp(m); err != nil {
 		return nil, err
 	}
 	var out *vdav1.Exp

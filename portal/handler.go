@@ -12,7 +12,9 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
+	"github.com/virtual-disk-array/vda/store"
 )
 
 // HandlerConfig configures NewHandler.
@@ -23,12 +25,21 @@ type HandlerConfig struct {
 	Registerer prometheus.Registerer
 	// Options are passed to every Connect handler, after VDA's own.
 	Options []connect.HandlerOption
+	// Insecure serves every caller as an admin, without tokens: for tests
+	// and single-user embedding only. By default (false) every call needs
+	// an API token whose role covers it (see Policy and package auth).
+	Insecure bool
 }
 
 // NewHandler serves svc as vda.v1.PortalService for Connect, gRPC and
 // gRPC-Web clients, with gRPC server reflection (v1 and v1alpha) and the
-// standard health service (SERVING while the store answers). It maps
-// service errors to Connect codes, logs every request, turns a panic in a
+// standard health service (SERVING while the store answers). Unless
+// cfg.Insecure, every PortalService call must carry an API token of the
+// service's store whose role covers the call (Policy); refusals are
+// Unauthenticated or PermissionDenied, logged once with the caller and
+// counted (vda_portal_auth_refusals_total). Health and reflection stay
+// open: they reveal nothing of the cluster. NewHandler maps service errors
+// to Connect codes, logs every call it lets through, turns a panic in a
 // handler into CodeInternal, and records request metrics.
 func NewHandler(svc *Service, cfg HandlerConfig) (http.Handler, error) {
 	log := cfg.Logger
@@ -42,8 +53,20 @@ func NewHandler(svc *Service, cfg HandlerConfig) (http.Handler, error) {
 			return nil, err
 		}
 	}
+	// The guard is outermost: a refused call is logged once, by auth, with
+	// its caller, and reaches nothing else.
+	var guard connect.Interceptor = insecure{}
+	if !cfg.Insecure {
+		var err error
+		guard, err = auth.NewInterceptor(auth.Config{
+			Lookup: svc.lookupToken, Policy: Policy, Logger: log, Registerer: cfg.Registerer,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	opts := append([]connect.HandlerOption{
-		connect.WithInterceptors(&interceptor{log: log, metrics: m}),
+		connect.WithInterceptors(guard, &interceptor{log: log, metrics: m}),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			log.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, errors.New("internal error; see the portal log"))
@@ -56,6 +79,47 @@ func NewHandler(svc *Service, cfg HandlerConfig) (http.Handler, error) {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle(grpchealth.NewHandler(&health{svc: svc}))
 	return mux, nil
+}
+
+// lookupToken is the auth.Lookup over the service's store.
+func (s *Service) lookupToken(ctx context.Context, id string) (auth.Token, error) {
+	var tok store.Token
+	err := s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var err error
+		tok, err = tx.TokenByID(ctx, id)
+		return err
+	})
+	if err != nil {
+		return auth.Token{}, err
+	}
+	role, err := auth.ParseRole(tok.Role)
+	if err != nil {
+		return auth.Token{}, fmt.Errorf("token %s has a bad role in the store: %w", tok.Name, err)
+	}
+	return auth.Token{ID: tok.ID, Name: tok.Name, Role: role, Hash: tok.Hash}, nil
+}
+
+// insecure serves every caller as one admin without a token
+// (HandlerConfig.Insecure).
+type insecure struct{}
+
+// insecureCaller is who every caller of an insecure portal is.
+var insecureCaller = auth.Caller{Name: "insecure", Role: auth.Admin}
+
+func (insecure) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		return next(auth.WithCaller(ctx, insecureCaller), req)
+	}
+}
+
+func (insecure) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (insecure) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(auth.WithCaller(ctx, insecureCaller), conn)
+	}
 }
 
 // health reports SERVING for the portal service (and the server as a whole,

@@ -11,19 +11,26 @@ import (
 	"github.com/virtual-disk-array/vda/store"
 )
 
-func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.CreatePdRequest]) (*connect.Response[vdav1.CreatePdResponse], error) {
-	m := req.Msg
+// checkCreatePd validates a CreatePd request and returns its backend as
+// the store spells it.
+func checkCreatePd(m *vdav1.CreatePdRequest) (kind store.PDKind, size uint64, path, pcie string, err error) {
 	var c checks
 	c.name("dn_name", m.GetDnName())
 	c.name("name", m.GetName())
 	c.description(m.GetDescription())
-	kind, size, path, pcie := c.pdBackend(m.GetMalloc(), m.GetAio(), m.GetNvme())
-	if err := c.err(); err != nil {
+	kind, size, path, pcie = c.pdBackend(m.GetMalloc(), m.GetAio(), m.GetNvme())
+	return kind, size, path, pcie, c.err()
+}
+
+func (s *Service) CreatePd(ctx context.Context, req *connect.Request[vdav1.CreatePdRequest]) (*connect.Response[vdav1.CreatePdResponse], error) {
+	m := req.Msg
+	kind, size, path, pcie, err := checkCreatePd(m)
+	if err != nil {
 		return nil, err
 	}
 	var out *vdav1.Pd
 	var t *touch
-	err := s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+	err = s.db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
 		t = newTouch(tx)
 		dn, err := tx.DN(ctx, m.GetDnName())
 		if err != nil {

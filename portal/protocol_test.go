@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/virtual-disk-array/vda"
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/portal"
 	"github.com/virtual-disk-array/vda/portal/portaltest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
@@ -52,16 +53,7 @@ func (b *logBuffer) String() string {
 // base URL, for tests that build the handler themselves.
 func serveHandler(t *testing.T, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- portal.Serve(ctx, ln, h, 5*time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	return "http://" + ln.Addr().String()
+	return portaltest.Serve(t, h)
 }
 
 // newHandler builds a portal handler over db that logs to log.
@@ -113,7 +105,7 @@ func TestProtocols(t *testing.T) {
 			{"connect get", srv.Client(connect.WithHTTPGet(), connect.WithInterceptors(gets))},
 			{"grpc", srv.GRPCClient()},
 			{"grpc-web", srv.Client(connect.WithGRPCWeb())},
-			{"grpc-web json over h2c", vdav1connect.NewPortalServiceClient(portaltest.H2CClient(), srv.URL, connect.WithGRPCWeb(), connect.WithProtoJSON())},
+			{"grpc-web json over h2c", vdav1connect.NewPortalServiceClient(portaltest.H2CClient(), srv.URL, connect.WithGRPCWeb(), connect.WithProtoJSON(), portaltest.WithToken(srv.Token))},
 		}
 		for i, tt := range clients {
 			t.Run(tt.name, func(t *testing.T) {
@@ -194,7 +186,8 @@ func TestReflection(t *testing.T) {
 		assert.Contains(t, methods, "GetClusterSummary")
 		assert.Contains(t, methods, "ListDnEvents")
 		assert.Contains(t, methods, "ListCnEvents")
-		assert.Len(t, methods, 28)
+		assert.Contains(t, methods, "WhoAmI")
+		assert.Len(t, methods, 34)
 	})
 }
 
@@ -265,7 +258,8 @@ func TestPanicIsInternal(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		var log logBuffer
 		h := newHandler(t, db, &log, portal.HandlerConfig{Options: []connect.HandlerOption{connect.WithInterceptors(panicker)}})
-		c := vdav1connect.NewPortalServiceClient(portaltest.H2CClient(), serveHandler(t, h), connect.WithGRPC())
+		token := portaltest.AddToken(t, db, "admin", auth.Admin)
+		c := vdav1connect.NewPortalServiceClient(portaltest.H2CClient(), serveHandler(t, h), connect.WithGRPC(), portaltest.WithToken(token))
 
 		req := connect.NewRequest(&vdav1.GetClusterSummaryRequest{})
 		req.Header().Set("X-Panic", "1")
@@ -289,7 +283,9 @@ func TestStoreGoneIsInternal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		var log logBuffer
-		url := serveHandler(t, newHandler(t, db, &log, portal.HandlerConfig{}))
+		// Insecure: with tokens on, a closed store refuses every call
+		// before it reaches the service (Unavailable; TestAuthStoreGone).
+		url := serveHandler(t, newHandler(t, db, &log, portal.HandlerConfig{Insecure: true}))
 		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, url)
 		mkDn(t, c, "d1", "")
 		require.NoError(t, db.Close())
@@ -335,7 +331,9 @@ func TestMetrics(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		reg := prometheus.NewRegistry()
 		var log logBuffer
-		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, serveHandler(t, newHandler(t, db, &log, portal.HandlerConfig{Registerer: reg})))
+		token := portaltest.AddToken(t, db, "admin", auth.Admin)
+		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, serveHandler(t, newHandler(t, db, &log, portal.HandlerConfig{Registerer: reg})),
+			portaltest.WithToken(token))
 		mkDn(t, c, "d1", "")
 		getDn(t, c, "d1")
 		_, err := do(t, c.GetDn, &vdav1.GetDnRequest{Name: "nope"})

@@ -27,6 +27,7 @@ var migrations = []migration{
 	{1, "initial schema", migrateInitial},
 	{2, "node event log", migrateMonitor},
 	{3, "monitor leases", migrateLeases},
+	{4, "api tokens", migrateTokens},
 }
 
 // SchemaVersion is the schema version this build creates and understands.

@@ -11,6 +11,7 @@ package syncup
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,8 +31,13 @@ import (
 type Config struct {
 	// DB is the cluster's store. Required.
 	DB *store.DB
-	// HTTPClient reaches the agents; nil means a client of its own.
+	// HTTPClient reaches the agents; nil means a client of its own, over
+	// TLS with TLS's certificate when TLS is set, else over plaintext h2c.
 	HTTPClient connect.HTTPClient
+	// TLS is the control plane's client side of mutual TLS
+	// (pki.Source.ClientConfig): agents' addresses are then dialled as
+	// https. Nil means plaintext, for clusters run with --insecure.
+	TLS *tls.Config
 	// Timeout bounds one push: reading the state, the agent's reconcile and
 	// recording the report. 0 means 60 s.
 	Timeout time.Duration
@@ -48,6 +54,7 @@ type Config struct {
 type Pusher struct {
 	db      *store.DB
 	http    connect.HTTPClient
+	scheme  string
 	timeout time.Duration
 	log     *slog.Logger
 	now     func() time.Time
@@ -68,8 +75,12 @@ func New(cfg Config) (*Pusher, error) {
 		log: cfg.Logger, now: cfg.Now, opts: cfg.ClientOptions,
 		dns: map[string]vdav1connect.DnAgentServiceClient{}, cns: map[string]vdav1connect.CnAgentServiceClient{},
 	}
+	p.scheme = "http://"
+	if cfg.TLS != nil {
+		p.scheme = "https://"
+	}
 	if p.http == nil {
-		p.http = &http.Client{}
+		p.http = newHTTPClient(cfg.TLS)
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -80,12 +91,27 @@ func New(cfg Config) (*Pusher, error) {
 	return p, nil
 }
 
+// newHTTPClient reaches the agents over TLS (HTTP/2 where the agent
+// offers it) when tlsCfg is set, else over plaintext HTTP/1.1.
+func newHTTPClient(tlsCfg *tls.Config) *http.Client {
+	if tlsCfg == nil {
+		return &http.Client{}
+	}
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     tlsCfg,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+}
+
 // baseURL turns an agent address (host:port) into the URL of its API.
-func baseURL(addr string) string {
+func (p *Pusher) baseURL(addr string) string {
 	if strings.Contains(addr, "://") {
 		return addr
 	}
-	return "http://" + addr
+	return p.scheme + addr
 }
 
 func (p *Pusher) dnClient(addr string) vdav1connect.DnAgentServiceClient {
@@ -93,7 +119,7 @@ func (p *Pusher) dnClient(addr string) vdav1connect.DnAgentServiceClient {
 	defer p.mu.Unlock()
 	c, ok := p.dns[addr]
 	if !ok {
-		c = vdav1connect.NewDnAgentServiceClient(p.http, baseURL(addr), p.opts...)
+		c = vdav1connect.NewDnAgentServiceClient(p.http, p.baseURL(addr), p.opts...)
 		p.dns[addr] = c
 	}
 	return c
@@ -104,7 +130,7 @@ func (p *Pusher) cnClient(addr string) vdav1connect.CnAgentServiceClient {
 	defer p.mu.Unlock()
 	c, ok := p.cns[addr]
 	if !ok {
-		c = vdav1connect.NewCnAgentServiceClient(p.http, baseURL(addr), p.opts...)
+		c = vdav1connect.NewCnAgentServiceClient(p.http, p.baseURL(addr), p.opts...)
 		p.cns[addr] = c
 	}
 	return c
@@ -117,6 +143,13 @@ func (p *Pusher) cnClient(addr string) vdav1connect.CnAgentServiceClient {
 // before the report could be recorded (nothing is recorded then; whoever
 // changed it pushes again).
 func (p *Pusher) PushDN(ctx context.Context, id vda.DNID) (*vdav1.DnReport, error) {
+	return p.PushDNForce(ctx, id, false)
+}
+
+// PushDNForce is PushDN with the syncup's force flag: with force, the agent
+// applies a desired state that deletes more of its objects at once than
+// its safety share allows. Only an admin's explicit call may set it.
+func (p *Pusher) PushDNForce(ctx context.Context, id vda.DNID, force bool) (*vdav1.DnReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	var st store.DNState
@@ -126,7 +159,7 @@ func (p *Pusher) PushDN(ctx context.Context, id vda.DNID) (*vdav1.DnReport, erro
 	}); err != nil {
 		return nil, err
 	}
-	resp, err := p.dnClient(st.DN.AgentAddr).Syncup(ctx, connect.NewRequest(&vdav1.DnSyncupRequest{Desired: DNDesired(st)}))
+	resp, err := p.dnClient(st.DN.AgentAddr).Syncup(ctx, connect.NewRequest(&vdav1.DnSyncupRequest{Desired: DNDesired(st), Force: force}))
 	if err != nil {
 		return nil, fmt.Errorf("syncup dn %s at %s: %w", st.DN.Name, st.DN.AgentAddr, err)
 	}
@@ -136,6 +169,11 @@ func (p *Pusher) PushDN(ctx context.Context, id vda.DNID) (*vdav1.DnReport, erro
 
 // PushCN sends cn id its desired state and records the report; see PushDN.
 func (p *Pusher) PushCN(ctx context.Context, id vda.CNID) (*vdav1.CnReport, error) {
+	return p.PushCNForce(ctx, id, false)
+}
+
+// PushCNForce is PushCN with the syncup's force flag; see PushDNForce.
+func (p *Pusher) PushCNForce(ctx context.Context, id vda.CNID, force bool) (*vdav1.CnReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	var st store.CNState
@@ -145,7 +183,7 @@ func (p *Pusher) PushCN(ctx context.Context, id vda.CNID) (*vdav1.CnReport, erro
 	}); err != nil {
 		return nil, err
 	}
-	resp, err := p.cnClient(st.CN.AgentAddr).Syncup(ctx, connect.NewRequest(&vdav1.CnSyncupRequest{Desired: CNDesired(st)}))
+	resp, err := p.cnClient(st.CN.AgentAddr).Syncup(ctx, connect.NewRequest(&vdav1.CnSyncupRequest{Desired: CNDesired(st), Force: force}))
 	if err != nil {
 		return nil, fmt.Errorf("syncup cn %s at %s: %w", st.CN.Name, st.CN.AgentAddr, err)
 	}

@@ -63,7 +63,8 @@ func benchCluster(t *testing.T, cats [2]*lateCatalog) (string, vdav1connect.Port
 	require.NoError(t, err)
 	svc, err := portal.New(portal.Config{DB: db, Logger: quiet})
 	require.NoError(t, err)
-	h, err := portal.NewHandler(svc, portal.HandlerConfig{})
+	// Insecure: an in-process portal only this test reaches.
+	h, err := portal.NewHandler(svc, portal.HandlerConfig{Insecure: true})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -4,8 +4,11 @@
 // each controller. It uses nothing of VDA but the generated API package,
 // as any program in any language with a Connect or gRPC client could.
 //
-//	go run ./examples/client -portal http://127.0.0.1:9520 -name da1 -size 1GiB \
+//	VDA_TOKEN=vda_... go run ./examples/client -portal http://127.0.0.1:9520 -name da1 -size 1GiB \
 //	    -host-nqn nqn.2014-08.org.nvmexpress:uuid:8f6c3a2e-0b1d-4c5e-9f7a-1b2c3d4e5f60
+//
+// The portal wants an API token of role operator or admin, sent as
+// "Authorization: Bearer <token>" with every call.
 package main
 
 import (
@@ -33,6 +36,8 @@ type Options struct {
 	VDs, Cntlrs           uint32
 	// Wait bounds the wait for the array to be ready; 0 does not wait.
 	Wait time.Duration
+	// Token is the API token sent with every call.
+	Token string
 }
 
 func main() {
@@ -40,6 +45,7 @@ func main() {
 	var size string
 	var vds, cntlrs uint
 	flag.StringVar(&o.Portal, "portal", "http://127.0.0.1:9520", "the portal's URL")
+	flag.StringVar(&o.Token, "token", "", "API token, operator or admin (default $VDA_TOKEN)")
 	flag.StringVar(&o.Name, "name", "da1", "name of the array")
 	flag.StringVar(&size, "size", "1GiB", "size of the array (bytes, or with KiB/MiB/GiB/TiB)")
 	flag.UintVar(&vds, "vds", 2, "vds (RAID0 members)")
@@ -47,6 +53,9 @@ func main() {
 	flag.StringVar(&o.HostNQN, "host-nqn", "", "host allowed to connect (no exporter when empty)")
 	flag.DurationVar(&o.Wait, "wait", time.Minute, "how long to wait for the array to be ready (0: do not wait)")
 	flag.Parse()
+	if o.Token == "" {
+		o.Token = os.Getenv("VDA_TOKEN")
+	}
 	var err error
 	if o.Size, err = parseSize(size); err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
@@ -60,7 +69,7 @@ func main() {
 }
 
 func run(ctx context.Context, hc connect.HTTPClient, o Options, out io.Writer) error {
-	c := vdav1connect.NewPortalServiceClient(hc, o.Portal)
+	c := vdav1connect.NewPortalServiceClient(hc, o.Portal, connect.WithInterceptors(bearer(o.Token)))
 	created, err := c.CreateDa(ctx, connect.NewRequest(&vdav1.CreateDaRequest{
 		Name: o.Name, Size: o.Size, CntlrCount: o.Cntlrs,
 		Raid: &vdav1.CreateDaRequest_Raid0{Raid0: &vdav1.Raid0{VdCount: o.VDs}},
@@ -96,6 +105,18 @@ func run(ctx context.Context, hc connect.HTTPClient, o Options, out io.Writer) e
 		}
 	}
 	return nil
+}
+
+// bearer sends the API token with every call.
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if token != "" {
+				req.Header().Set("Authorization", "Bearer "+token)
+			}
+			return next(ctx, req)
+		}
+	}
 }
 
 // waitReady polls GetDa until the array's health is OK: every vd and

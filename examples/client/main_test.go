@@ -15,15 +15,18 @@ import (
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/portal"
+	"github.com/virtual-disk-array/vda/portal/portaltest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/store"
 )
 
 // portalWithNodes serves a real portal on SQLite holding two dns with a
-// malloc pd each and two cns (no agents: nothing ever reports).
-func portalWithNodes(t *testing.T) string {
+// malloc pd each and two cns (no agents: nothing ever reports), and
+// returns its URL and an operator's API token.
+func portalWithNodes(t *testing.T) (url, token string) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(t.TempDir(), "vda.db"), Logger: log})
@@ -37,7 +40,9 @@ func portalWithNodes(t *testing.T) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 
-	c := vdav1connect.NewPortalServiceClient(http.DefaultClient, srv.URL)
+	// Nodes and pds are an admin's; arrays and exporters an operator's.
+	c := vdav1connect.NewPortalServiceClient(http.DefaultClient, srv.URL,
+		portaltest.WithToken(portaltest.AddToken(t, db, "admin", auth.Admin)))
 	for i := range 2 {
 		n := strconv.Itoa(i)
 		_, err := c.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{Name: "dn" + n,
@@ -50,13 +55,13 @@ func portalWithNodes(t *testing.T) string {
 			AgentAddress: "127.0.0.1:982" + n, Listener: &vdav1.NvmfListener{Traddr: "127.0.0.1", Trsvcid: "443" + n}}))
 		require.NoError(t, err)
 	}
-	return srv.URL
+	return srv.URL, portaltest.AddToken(t, db, "ops", auth.Operator)
 }
 
 func TestClient(t *testing.T) {
-	url := portalWithNodes(t)
+	url, token := portalWithNodes(t)
 	const host = "nqn.2014-08.org.nvmexpress:uuid:8f6c3a2e-0b1d-4c5e-9f7a-1b2c3d4e5f60"
-	base := Options{Portal: url, Name: "da1", Size: 1 << 30, VDs: 2, Cntlrs: 2, HostNQN: host}
+	base := Options{Portal: url, Token: token, Name: "da1", Size: 1 << 30, VDs: 2, Cntlrs: 2, HostNQN: host}
 
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), http.DefaultClient, base, &out))
@@ -76,6 +81,7 @@ func TestClient(t *testing.T) {
 		{"same name again", func(*Options) {}, connect.CodeAlreadyExists},
 		{"bad name", func(o *Options) { o.Name = "bad name" }, connect.CodeInvalidArgument},
 		{"too large", func(o *Options) { o.Name = "huge"; o.Size = 1 << 50 }, connect.CodeResourceExhausted},
+		{"no token", func(o *Options) { o.Name = "da3"; o.Token = "" }, connect.CodeUnauthenticated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

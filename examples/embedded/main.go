@@ -7,6 +7,9 @@
 //
 //	go run ./examples/embedded -db /tmp/vda.db -listen 127.0.0.1:9520
 //
+// Every API call needs a token: the first run writes an admin token to
+// -token-file (mode 0600); clients send it as "Authorization: Bearer <token>".
+//
 // Ctrl-C stops both: the monitor first, then the portal, then the store.
 package main
 
@@ -35,6 +38,7 @@ func main() {
 	dbPath := flag.String("db", "vda-embedded.db", "SQLite file of the cluster")
 	listen := flag.String("listen", "127.0.0.1:9520", "address of the API")
 	period := flag.Duration("period", time.Second, "monitor heartbeat period")
+	tokenFile := flag.String("token-file", "vda-embedded.token", "file of the admin API token, written on the first run")
 	flag.Parse()
 
 	log := slog.New(tint.NewHandler(os.Stderr, &tint.Options{TimeFormat: time.TimeOnly}))
@@ -42,7 +46,7 @@ func main() {
 	defer stop()
 	ln, err := net.Listen("tcp", *listen)
 	if err == nil {
-		err = run(ctx, Config{DSN: "sqlite:" + *dbPath, Listener: ln, Period: *period, Logger: log})
+		err = run(ctx, Config{DSN: "sqlite:" + *dbPath, Listener: ln, Period: *period, Logger: log, TokenFile: *tokenFile})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "embedded:", err)
@@ -56,6 +60,8 @@ type Config struct {
 	Listener net.Listener
 	Period   time.Duration
 	Logger   *slog.Logger
+	// TokenFile holds the admin API token; see portal.EnsureAdminToken.
+	TokenFile string
 	// Ready, if set, is called once the API serves.
 	Ready func()
 }
@@ -68,6 +74,14 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer db.Close()
+	// The first admin token, for the embedder to hand to its clients.
+	created, err := portal.EnsureAdminToken(ctx, db, cfg.TokenFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("admin token written to " + cfg.TokenFile)
+	}
 
 	// One pusher delivers both the portal's changes and the monitor's
 	// retries to the agents.

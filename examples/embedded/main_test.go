@@ -6,13 +6,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtual-disk-array/vda/portal/portaltest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
@@ -21,7 +24,9 @@ import (
 // its API, watches the monitor find the dn unreachable (no agent runs),
 // and stops it; a second run on the same file finds the dn again.
 func TestEmbedded(t *testing.T) {
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "vda.db")
+	tokenFile := filepath.Join(dir, "admin.token")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := func(t *testing.T) (vdav1connect.PortalServiceClient, func() error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,14 +36,17 @@ func TestEmbedded(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, Config{DSN: dsn, Listener: ln, Period: 50 * time.Millisecond, Logger: log,
-				Ready: func() { close(ready) }})
+				TokenFile: tokenFile, Ready: func() { close(ready) }})
 		}()
 		select {
 		case <-ready:
 		case err := <-done:
 			t.Fatalf("run: %v", err)
 		}
-		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String())
+		token, err := os.ReadFile(tokenFile)
+		require.NoError(t, err)
+		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String(),
+			portaltest.WithToken(strings.TrimSpace(string(token))))
 		return c, func() error { cancel(); return <-done }
 	}
 
