@@ -42,6 +42,10 @@ type Config struct {
 	// again. 0 means 5 minutes; negative means every reconcile lists
 	// everything.
 	RelistAfter time.Duration
+	// DeleteGuard refuses a desired state that would delete too much of
+	// the node at once, unless the syncup is forced; its zero value is the
+	// default guard (DefaultDeleteShare, DefaultDeleteFloor).
+	DeleteGuard DeleteGuard
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +64,7 @@ func (c Config) withDefaults() Config {
 	if c.RelistAfter == 0 {
 		c.RelistAfter = 5 * time.Minute
 	}
+	c.DeleteGuard = c.DeleteGuard.withDefaults()
 	return c
 }
 
@@ -75,6 +80,7 @@ func (c Config) Validate() error {
 	if c.MaxPasses < 0 {
 		errs = append(errs, errors.New("agent: MaxPasses is negative"))
 	}
+	errs = append(errs, c.DeleteGuard.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", vda.ErrInvalidArgument, err)
 	}
@@ -200,7 +206,7 @@ func (c *core) remember(o outcome, desired any, gen, epoch uint64) {
 	c.reconciledEpoch.Store(epoch)
 	listed := c.mem.listed
 	c.mem = memory{}
-	if o.err != nil || len(o.failed) > 0 || len(o.remaining) > 0 || o.lost || o.act == nil {
+	if o.refused != nil || o.err != nil || len(o.failed) > 0 || len(o.remaining) > 0 || o.lost || o.act == nil {
 		return
 	}
 	for _, ps := range o.plan.Problems {
@@ -243,6 +249,8 @@ type outcome struct {
 	// scope.
 	pending *scope
 	lost    bool
+	// refused is the guard's refusal: nothing was executed.
+	refused *GuardError
 }
 
 // converge runs observe-plan-execute passes until a pass plans nothing
@@ -250,8 +258,9 @@ type outcome struct {
 // run out. With a scope (see core.scoped) each pass observes only the
 // scope and what earlier passes changed, on top of the agent's memory;
 // without one, or when SPDK turns out to have restarted, it lists
-// everything.
-func (c *core) converge(ctx context.Context, sc *scope, plan func(*Actual, *scope) Plan, look func(Step) bool) outcome {
+// everything. guard judges the first observation before anything is
+// executed: a refusal ends the reconcile with nothing changed.
+func (c *core) converge(ctx context.Context, sc *scope, plan func(*Actual, *scope) Plan, look func(Step) bool, guard func(*Actual) *GuardError) outcome {
 	out := outcome{failed: map[Ref]error{}}
 	base := c.mem.act
 	c.mem = memory{desired: nil, listed: c.mem.listed} // until this reconcile succeeds
@@ -274,6 +283,14 @@ func (c *core) converge(ctx context.Context, sc *scope, plan func(*Actual, *scop
 		if err != nil {
 			out.err = fmt.Errorf("observe SPDK: %w", err)
 			return out
+		}
+		if pass == 1 {
+			// Later passes only finish what the first one judged (an
+			// lvstore emptied by its vds' deletes goes in the second).
+			if out.refused = guard(act); out.refused != nil {
+				out.act = act
+				return out
+			}
 		}
 		out.act, out.plan = act, plan(act, sc)
 		steps := runnable(out.plan.Steps, out.failed)
@@ -384,6 +401,9 @@ func (o outcome) status(r Ref, parent Ref) string {
 
 // nodeStatus is the node-wide error text: its own objects and leftovers.
 func (o outcome) nodeStatus() string {
+	if o.refused != nil {
+		return o.refused.Error()
+	}
 	if o.err != nil {
 		return o.err.Error()
 	}
@@ -399,7 +419,7 @@ func (o outcome) nodeStatus() string {
 // DNAgent reconciles a disk node's SPDK application.
 type DNAgent struct {
 	*core
-	loop *loop[DN, Report]
+	loop *loop[request[DN], Report]
 }
 
 // NewDN returns a dn agent; Run must run for Syncup to be answered.
@@ -409,7 +429,8 @@ func NewDN(cfg Config) (*DNAgent, error) {
 		return nil, err
 	}
 	a := &DNAgent{core: c}
-	a.loop = newLoop(func(d DN) uint64 { return d.Generation }, a.reconcile)
+	a.loop = newLoop(func(r request[DN]) uint64 { return r.d.Generation }, a.reconcile)
+	a.loop.merge = mergeRequests[DN]
 	return a, nil
 }
 
@@ -419,20 +440,41 @@ func (a *DNAgent) Run(ctx context.Context) error { return a.loop.run(ctx) }
 // Syncup reconciles SPDK to d and reports the status of every resource.
 // It fails with vda.ErrStaleGeneration if a newer generation was applied
 // or is queued, and vda.ErrUnavailable once the agent stops.
-func (a *DNAgent) Syncup(ctx context.Context, d DN) (Report, error) { return a.loop.submit(ctx, d) }
+//
+// A d that Config.DeleteGuard refuses changes nothing in SPDK and is not
+// applied (AppliedGeneration stays, the same generation is judged again
+// when sent again): Syncup then returns both a report whose node Error
+// says why (the text of the error, for the control plane to record) and a
+// *GuardError, which matches ErrMassDelete.
+func (a *DNAgent) Syncup(ctx context.Context, d DN) (Report, error) {
+	return a.loop.submit(ctx, request[DN]{d: d})
+}
+
+// SyncupForce is Syncup with the guard off for this one desired state:
+// what only an admin's explicit call may ask. A forced state coalesced
+// with an unforced one of the same generation stays forced; a newer
+// generation is judged on its own.
+func (a *DNAgent) SyncupForce(ctx context.Context, d DN) (Report, error) {
+	return a.loop.submit(ctx, request[DN]{d: d, force: true})
+}
 
 // AppliedGeneration is the highest generation this agent has reconciled.
 func (a *DNAgent) AppliedGeneration() uint64 { return a.loop.appliedGeneration() }
 
-func (a *DNAgent) reconcile(ctx context.Context, d DN) Report {
+func (a *DNAgent) reconcile(ctx context.Context, r request[DN]) (Report, error) {
+	d := r.d
 	start, epoch := a.cfg.Now(), a.epoch()
 	var sc *scope
 	if prev, ok := a.mem.desired.(DN); ok {
 		sc = a.scoped(dnScope(prev, d), d.Generation)
 	}
-	o := a.converge(ctx, sc, func(act *Actual, sc *scope) Plan { return planDN(d, act, sc) }, dnLook)
+	guard := func(act *Actual) *GuardError { return a.judge(dnDeletes(d, act), "dn", d.Generation, r.force) }
+	o := a.converge(ctx, sc, func(act *Actual, sc *scope) Plan { return planDN(d, act, sc) }, dnLook, guard)
 	a.remember(o, d.clone(), d.Generation, epoch)
 	rep := Report{Generation: d.Generation, Error: o.nodeStatus()}
+	if o.refused != nil {
+		return rep, o.refused
+	}
 	for _, pd := range d.PDs {
 		r := Ref{RefPD, string(pd.ID)}
 		pr := PDReport{ID: pd.ID, Error: o.status(r, Ref{})}
@@ -449,13 +491,13 @@ func (a *DNAgent) reconcile(ctx context.Context, d DN) Report {
 		}
 	}
 	a.log.Info("dn reconciled", "generation", d.Generation, "ok", rep.OK(), "changes", o.calls, "listed", o.listed, "scoped", o.scoped, "took", a.cfg.Now().Sub(start))
-	return rep
+	return rep, nil
 }
 
 // CNAgent reconciles a controller node's SPDK application.
 type CNAgent struct {
 	*core
-	loop *loop[CN, Report]
+	loop *loop[request[CN], Report]
 }
 
 // NewCN returns a cn agent; Run must run for Syncup to be answered.
@@ -465,7 +507,8 @@ func NewCN(cfg Config) (*CNAgent, error) {
 		return nil, err
 	}
 	a := &CNAgent{core: c}
-	a.loop = newLoop(func(d CN) uint64 { return d.Generation }, a.reconcile)
+	a.loop = newLoop(func(r request[CN]) uint64 { return r.d.Generation }, a.reconcile)
+	a.loop.merge = mergeRequests[CN]
 	return a, nil
 }
 
@@ -473,23 +516,65 @@ func NewCN(cfg Config) (*CNAgent, error) {
 func (a *CNAgent) Run(ctx context.Context) error { return a.loop.run(ctx) }
 
 // Syncup reconciles SPDK to d; see DNAgent.Syncup.
-func (a *CNAgent) Syncup(ctx context.Context, d CN) (Report, error) { return a.loop.submit(ctx, d) }
+func (a *CNAgent) Syncup(ctx context.Context, d CN) (Report, error) {
+	return a.loop.submit(ctx, request[CN]{d: d})
+}
+
+// SyncupForce is Syncup with the guard off; see DNAgent.SyncupForce.
+func (a *CNAgent) SyncupForce(ctx context.Context, d CN) (Report, error) {
+	return a.loop.submit(ctx, request[CN]{d: d, force: true})
+}
 
 // AppliedGeneration is the highest generation this agent has reconciled.
 func (a *CNAgent) AppliedGeneration() uint64 { return a.loop.appliedGeneration() }
 
-func (a *CNAgent) reconcile(ctx context.Context, d CN) Report {
+func (a *CNAgent) reconcile(ctx context.Context, r request[CN]) (Report, error) {
+	d := r.d
 	start, epoch := a.cfg.Now(), a.epoch()
 	var sc *scope
 	if prev, ok := a.mem.desired.(CN); ok {
 		sc = a.scoped(cnScope(prev, d), d.Generation)
 	}
-	o := a.converge(ctx, sc, func(act *Actual, sc *scope) Plan { return planCN(d, act, a.cfg.Nvme, sc) }, cnLook)
+	guard := func(act *Actual) *GuardError { return a.judge(cnDeletes(d, act), "cn", d.Generation, r.force) }
+	o := a.converge(ctx, sc, func(act *Actual, sc *scope) Plan { return planCN(d, act, a.cfg.Nvme, sc) }, cnLook, guard)
 	a.remember(o, d.clone(), d.Generation, epoch)
 	rep := Report{Generation: d.Generation, Error: o.nodeStatus()}
+	if o.refused != nil {
+		return rep, o.refused
+	}
 	for _, ct := range d.Cntlrs {
 		rep.Cntlrs = append(rep.Cntlrs, ResourceReport{ID: string(ct.ID), Error: o.status(Ref{RefCntlr, string(ct.ID)}, Ref{})})
 	}
 	a.log.Info("cn reconciled", "generation", d.Generation, "ok", rep.OK(), "changes", o.calls, "listed", o.listed, "scoped", o.scoped, "took", a.cfg.Now().Sub(start))
-	return rep
+	return rep, nil
+}
+
+// request is one desired state handed to the loop, with the syncup's
+// force flag.
+type request[D any] struct {
+	d     D
+	force bool
+}
+
+// mergeRequests coalesces next into a waiting prev of the same generation:
+// the same state, forced if either was.
+func mergeRequests[D any](prev, next request[D]) request[D] {
+	next.force = next.force || prev.force
+	return next
+}
+
+// judge applies the delete guard to what a desired state of generation
+// gen would delete, logging a refusal, or a forced syncup that deletes.
+func (c *core) judge(d *deletes, node string, gen uint64, force bool) *GuardError {
+	g := c.cfg.DeleteGuard
+	if err := d.check(g, node, gen, force); err != nil {
+		c.log.Error("desired state refused: it deletes too much at once", "generation", gen,
+			"deletes", err.Deletes, "owned", err.Owned, "share", g.Share, "floor", g.Floor, "dropped", err.Dropped)
+		return err
+	}
+	if force && len(d.dropped) > 0 {
+		c.log.Warn(fmt.Sprintf("forced syncup deletes %d of %d", len(d.dropped), len(d.owned)), "generation", gen,
+			"deletes", len(d.dropped), "owned", len(d.owned), "within_guard", g.allows(len(d.dropped), len(d.owned)))
+	}
+	return nil
 }

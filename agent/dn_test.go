@@ -59,6 +59,8 @@ type dnNode struct {
 	rec *recorder
 	a   *agent.DNAgent
 	gen uint64
+	// force makes every syncup a forced one (the delete guard off).
+	force bool
 }
 
 func newDNNode(t *testing.T, srv *spdktest.Server) *dnNode {
@@ -74,7 +76,11 @@ func (n *dnNode) syncup(t *testing.T, d agent.DN) agent.Report {
 	t.Helper()
 	n.gen++
 	d.Generation = n.gen
-	rep, err := n.a.Syncup(ctxT(t), d)
+	sync := n.a.Syncup
+	if n.force {
+		sync = n.a.SyncupForce
+	}
+	rep, err := sync(ctxT(t), d)
 	require.NoError(t, err)
 	require.Equal(t, n.gen, rep.Generation)
 	return rep

@@ -17,8 +17,14 @@ import (
 // or waiting is refused with vda.ErrStaleGeneration, so a slow, stale
 // caller cannot undo newer work.
 type loop[D any, R any] struct {
-	gen       func(D) uint64
-	reconcile func(context.Context, D) R
+	gen func(D) uint64
+	// reconcile applies a desired state; an error with its report means
+	// it was refused as a whole and changed nothing: its generation is
+	// not applied.
+	reconcile func(context.Context, D) (R, error)
+	// merge, if set, coalesces a desired state into a waiting one of the
+	// same generation; nil means the newer replaces the older.
+	merge func(prev, next D) D
 
 	mu      sync.Mutex
 	applied uint64 // highest generation reconciled
@@ -36,7 +42,7 @@ type job[D any, R any] struct {
 	err  error
 }
 
-func newLoop[D any, R any](gen func(D) uint64, reconcile func(context.Context, D) R) *loop[D, R] {
+func newLoop[D any, R any](gen func(D) uint64, reconcile func(context.Context, D) (R, error)) *loop[D, R] {
 	return &loop[D, R]{gen: gen, reconcile: reconcile, wake: make(chan struct{}, 1)}
 }
 
@@ -65,6 +71,8 @@ func (l *loop[D, R]) submit(ctx context.Context, d D) (R, error) {
 	if j == nil {
 		j = &job[D, R]{done: make(chan struct{})}
 		l.pending = j
+	} else if l.merge != nil && j.gen == g {
+		d = l.merge(j.d, d)
 	}
 	// Waiters of an older pending generation get the newer reconcile's
 	// answer; the older desired state is never applied.
@@ -110,9 +118,11 @@ func (l *loop[D, R]) run(ctx context.Context) error {
 		if j == nil {
 			continue
 		}
-		j.rep = l.reconcile(ctx, j.d)
+		j.rep, j.err = l.reconcile(ctx, j.d)
 		l.mu.Lock()
-		l.applied = max(l.applied, j.gen)
+		if j.err == nil {
+			l.applied = max(l.applied, j.gen)
+		}
 		l.running = 0
 		l.mu.Unlock()
 		close(j.done)

@@ -55,16 +55,14 @@ func planDN(d DN, a *Actual, sc *scope) Plan {
 			p.step(cleanupRef, spdk.OpNvmfDeleteSubsystem(nqn))
 		}
 	}
-	deleted := map[string]bool{}
 	for _, alias := range scopedKeys(a.Lvols, sc, scopeBdevs) {
 		l := a.Lvols[alias]
 		if strings.HasPrefix(l.Lvs.Name, lvsPrefix) && strings.HasPrefix(l.Name, lvolPrefix) && !wantLvol[alias] {
 			p.step(cleanupRef, spdk.OpBdevLvolDelete(alias))
-			deleted[alias] = true
 		}
 	}
 	if sc == nil {
-		p.pdLeftovers(a, wantPD, wantLvs, deleted)
+		p.pdLeftovers(a, wantPD, wantLvs)
 	}
 	for _, pd := range d.PDs {
 		p.pd(pd, d.Listener)
@@ -73,8 +71,12 @@ func planDN(d DN, a *Actual, sc *scope) Plan {
 }
 
 // pdLeftovers plans the removal of the lvstores, bdevs and NVMe
-// controllers of pds no longer desired.
-func (p *planner) pdLeftovers(a *Actual, wantPD, wantLvs, deleted map[string]bool) {
+// controllers of pds no longer desired. An lvstore goes only once it is
+// observed holding no lvol at all: the VDA lvols of a removed pd are
+// deleted first (stale vds, as the delete guard counted them) and the
+// lvstore, with its bdev, in the next pass. One holding lvols VDA does
+// not own is never deleted, nor its bdev, and is reported.
+func (p *planner) pdLeftovers(a *Actual, wantPD, wantLvs map[string]bool) {
 	keptLvs := map[string]bool{} // bdevs under an lvstore that stays
 	for _, name := range sortedKeys(a.Lvstores) {
 		lvs := a.Lvstores[name]
@@ -82,9 +84,13 @@ func (p *planner) pdLeftovers(a *Actual, wantPD, wantLvs, deleted map[string]boo
 			keptLvs[a.Names[lvs.BaseBdev]] = true
 			continue
 		}
-		if foreign := p.foreignLvols(name, deleted); len(foreign) > 0 {
-			p.problem(cleanupRef, fmt.Sprintf("lvstore %s of a removed pd holds lvols VDA does not own (%s): left alone",
-				name, strings.Join(foreign, ", ")))
+		if held, foreign := p.lvolsIn(name); len(held) > 0 {
+			if len(foreign) > 0 {
+				p.problem(cleanupRef, fmt.Sprintf("lvstore %s of a removed pd holds lvols VDA does not own (%s): left alone",
+					name, strings.Join(foreign, ", ")))
+			}
+			// Its VDA lvols are being deleted above; the lvstore goes
+			// once it is seen empty.
 			keptLvs[a.Names[lvs.BaseBdev]] = true
 			continue
 		}
@@ -118,16 +124,20 @@ const (
 	productRaid   = "Raid Volume"
 )
 
-// foreignLvols lists the lvols of an lvstore that are not VDA's or not
-// being deleted.
-func (p *planner) foreignLvols(lvs string, deleted map[string]bool) []string {
-	var out []string
+// lvolsIn lists the lvols an lvstore holds, and those of them VDA does
+// not own.
+func (p *planner) lvolsIn(lvs string) (held, foreign []string) {
 	for _, alias := range sortedKeys(p.a.Lvols) {
-		if p.a.Lvols[alias].Lvs.Name == lvs && !deleted[alias] {
-			out = append(out, alias)
+		l := p.a.Lvols[alias]
+		if l.Lvs.Name != lvs {
+			continue
+		}
+		held = append(held, alias)
+		if !strings.HasPrefix(l.Name, lvolPrefix) {
+			foreign = append(foreign, alias)
 		}
 	}
-	return out
+	return held, foreign
 }
 
 // pdBdev is the bdev of a pd: the bdev itself for malloc and aio, the

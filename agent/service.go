@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"github.com/virtual-disk-array/vda"
+	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
@@ -21,31 +22,51 @@ type HandlerConfig struct {
 	Logger *slog.Logger
 	// Options are passed to the Connect handler after VDA's own.
 	Options []connect.HandlerOption
+	// Insecure serves Syncup and Status to any caller. By default only
+	// the control plane may call them: the handler must then be served
+	// over TLS that asks for client certificates (pki.Source.ServerConfig),
+	// and a call without a verified certificate carrying pki.ControlPlane
+	// is refused (pki.PeerCheck). Insecure is for a network trusted
+	// completely (the daemons' --insecure) and for tests.
+	Insecure bool
 }
 
 // NewDNHandler serves a dn agent as vda.v1.DnAgentService (Connect, gRPC
-// and gRPC-Web) with the standard health service.
+// and gRPC-Web) with the standard health service, which is open to all.
 func NewDNHandler(a *DNAgent, cfg HandlerConfig) http.Handler {
+	opts, gate := handlerOptions(cfg)
 	mux := http.NewServeMux()
-	mux.Handle(vdav1connect.NewDnAgentServiceHandler(dnService{a}, handlerOptions(cfg)...))
+	mux.Handle(vdav1connect.NewDnAgentServiceHandler(dnService{a}, opts...))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(vdav1connect.DnAgentServiceName)))
-	return mux
+	return gate(mux)
 }
 
-// NewCNHandler serves a cn agent as vda.v1.CnAgentService.
+// NewCNHandler serves a cn agent as vda.v1.CnAgentService; see
+// NewDNHandler.
 func NewCNHandler(a *CNAgent, cfg HandlerConfig) http.Handler {
+	opts, gate := handlerOptions(cfg)
 	mux := http.NewServeMux()
-	mux.Handle(vdav1connect.NewCnAgentServiceHandler(cnService{a}, handlerOptions(cfg)...))
+	mux.Handle(vdav1connect.NewCnAgentServiceHandler(cnService{a}, opts...))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(vdav1connect.CnAgentServiceName)))
-	return mux
+	return gate(mux)
 }
 
-func handlerOptions(cfg HandlerConfig) []connect.HandlerOption {
+// handlerOptions are the Connect options of an agent's handler, and the
+// middleware that wraps it: the control-plane check comes first, so that a
+// refused call is logged once, by the check.
+func handlerOptions(cfg HandlerConfig) ([]connect.HandlerOption, func(http.Handler) http.Handler) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return append([]connect.HandlerOption{
+	gate := func(h http.Handler) http.Handler { return h }
+	var opts []connect.HandlerOption
+	if !cfg.Insecure {
+		check := pki.PeerCheck{Identity: pki.ControlPlane, Logger: log}
+		opts = append(opts, connect.WithInterceptors(check.Interceptor()))
+		gate = check.Middleware
+	}
+	opts = append(opts,
 		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 				start := time.Now()
@@ -64,7 +85,8 @@ func handlerOptions(cfg HandlerConfig) []connect.HandlerOption {
 			log.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, errors.New("internal error; see the agent log"))
 		}),
-	}, cfg.Options...)
+	)
+	return append(opts, cfg.Options...), gate
 }
 
 func codeString(err error) string {
@@ -91,6 +113,10 @@ func toConnect(err error) error {
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, vda.ErrUnavailable):
 		code = connect.CodeUnavailable
+	case errors.Is(err, ErrMassDelete):
+		// Not FailedPrecondition: callers read that as a stale generation
+		// and stop retrying.
+		code = connect.CodeAborted
 	case errors.Is(err, context.DeadlineExceeded):
 		code = connect.CodeDeadlineExceeded
 	case errors.Is(err, context.Canceled):
@@ -101,13 +127,21 @@ func toConnect(err error) error {
 
 type dnService struct{ a *DNAgent }
 
+// Syncup applies the desired state; force bypasses the delete guard. A
+// state the guard refuses is answered with a report whose node error says
+// why, not with an error: the caller records it as the node's status (so
+// that an operator sees it) and, the node not converged, tries again.
 func (s dnService) Syncup(ctx context.Context, req *connect.Request[vdav1.DnSyncupRequest]) (*connect.Response[vdav1.DnSyncupResponse], error) {
 	d, err := DNFromProto(req.Msg.GetDesired())
 	if err != nil {
 		return nil, err
 	}
-	rep, err := s.a.Syncup(ctx, d)
-	if err != nil {
+	sync := s.a.Syncup
+	if req.Msg.GetForce() {
+		sync = s.a.SyncupForce
+	}
+	rep, err := sync(ctx, d)
+	if err != nil && !errors.Is(err, ErrMassDelete) {
 		return nil, err
 	}
 	return connect.NewResponse(&vdav1.DnSyncupResponse{Report: DNReportProto(rep)}), nil
@@ -119,13 +153,18 @@ func (s dnService) Status(ctx context.Context, _ *connect.Request[vdav1.AgentSta
 
 type cnService struct{ a *CNAgent }
 
+// Syncup applies the desired state; see dnService.Syncup.
 func (s cnService) Syncup(ctx context.Context, req *connect.Request[vdav1.CnSyncupRequest]) (*connect.Response[vdav1.CnSyncupResponse], error) {
 	d, err := CNFromProto(req.Msg.GetDesired())
 	if err != nil {
 		return nil, err
 	}
-	rep, err := s.a.Syncup(ctx, d)
-	if err != nil {
+	sync := s.a.Syncup
+	if req.Msg.GetForce() {
+		sync = s.a.SyncupForce
+	}
+	rep, err := sync(ctx, d)
+	if err != nil && !errors.Is(err, ErrMassDelete) {
 		return nil, err
 	}
 	return connect.NewResponse(&vdav1.CnSyncupResponse{Report: CNReportProto(rep)}), nil

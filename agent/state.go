@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,18 +133,28 @@ func DNFromProto(m *vdav1.DnDesired) (DN, error) {
 		switch b := p.GetBackend().(type) {
 		case *vdav1.PdDesired_Malloc:
 			pd.Kind, pd.Size = PDMalloc, b.Malloc.GetSize()
-			if pd.Size == 0 || pd.Size%vda.MiB != 0 {
+			switch {
+			case pd.Size == 0 || pd.Size%vda.MiB != 0:
 				v.addf("%s.malloc.size %d is not a positive multiple of 1 MiB", f, pd.Size)
+			case pd.Size > vda.MaxArraySize:
+				v.addf("%s.malloc.size %d is above %d", f, pd.Size, uint64(vda.MaxArraySize))
 			}
 		case *vdav1.PdDesired_Aio:
 			pd.Kind, pd.Path = PDAio, b.Aio.GetPath()
-			if !strings.HasPrefix(pd.Path, "/") {
+			switch {
+			case len(pd.Path) > maxPathLen:
+				v.addf("%s.aio.path is longer than %d bytes", f, maxPathLen)
+			case !strings.HasPrefix(pd.Path, "/"):
 				v.addf("%s.aio.path %q is not absolute", f, pd.Path)
+			case path.Clean(pd.Path) != pd.Path:
+				v.addf("%s.aio.path %q is not clean (%q)", f, pd.Path, path.Clean(pd.Path))
+			case strings.ContainsAny(pd.Path, "\x00\n"):
+				v.addf("%s.aio.path %q has a NUL or newline", f, pd.Path)
 			}
 		case *vdav1.PdDesired_Nvme:
 			pd.Kind, pd.PCIeAddr = PDNvme, b.Nvme.GetPcieAddr()
-			if pd.PCIeAddr == "" {
-				v.addf("%s.nvme.pcie_addr is empty", f)
+			if !pcieRE.MatchString(pd.PCIeAddr) {
+				v.addf("%s.nvme.pcie_addr %q is not a PCIe address (dddd:bb:dd.f)", f, pd.PCIeAddr)
 			}
 		default:
 			v.addf("%s has no backend", f)
@@ -152,8 +164,11 @@ func DNFromProto(m *vdav1.DnDesired) (DN, error) {
 			v.id(g+".id", x.GetId())
 			v.unique(vds, g+".id", x.GetId())
 			v.id(g+".primary_cntlr_id", x.GetPrimaryCntlrId())
-			if x.GetSize() == 0 || x.GetSize()%vda.ClusterSize != 0 {
+			switch {
+			case x.GetSize() == 0 || x.GetSize()%vda.ClusterSize != 0:
 				v.addf("%s.size %d is not a positive multiple of %s", g, x.GetSize(), vda.FormatSize(vda.ClusterSize))
+			case x.GetSize() > vda.MaxArraySize:
+				v.addf("%s.size %d is above %d", g, x.GetSize(), uint64(vda.MaxArraySize))
 			}
 			pd.VDs = append(pd.VDs, VD{ID: vda.VDID(x.GetId()), Size: x.GetSize(), Primary: vda.CntlrID(x.GetPrimaryCntlrId())})
 		}
@@ -234,6 +249,12 @@ func CNFromProto(m *vdav1.CnDesired) (CN, error) {
 	return c, v.err()
 }
 
+// maxPathLen bounds an aio pd's path, as the portal does.
+const maxPathLen = 4096
+
+// pcieRE is a PCIe address as the portal stores it: domain:bus:device.function.
+var pcieRE = regexp.MustCompile(`^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
+
 // validator collects every problem of a desired state.
 type validator struct{ errs []error }
 
@@ -283,16 +304,28 @@ func (v *validator) listener(field string, l *vdav1.NvmfListener) Listener {
 	if !strings.EqualFold(l.GetTrtype(), "tcp") {
 		v.addf("%s.trtype %q is not tcp", field, l.GetTrtype())
 	}
+	addr, err := netip.ParseAddr(l.GetTraddr())
+	switch {
+	case err != nil:
+		v.addf("%s.traddr %q is not an IP address", field, l.GetTraddr())
+	case addr.Zone() != "":
+		v.addf("%s.traddr %q has a zone", field, l.GetTraddr())
+	case addr.IsUnspecified():
+		v.addf("%s.traddr %q is the unspecified address", field, l.GetTraddr())
+	}
 	switch strings.ToLower(l.GetAdrfam()) {
 	case "ipv4":
 		out.Adrfam = spdk.AdrfamIPv4
+		if err == nil && !addr.Is4() {
+			v.addf("%s.traddr %q is not an IPv4 address", field, l.GetTraddr())
+		}
 	case "ipv6":
 		out.Adrfam = spdk.AdrfamIPv6
+		if err == nil && !addr.Is6() {
+			v.addf("%s.traddr %q is not an IPv6 address", field, l.GetTraddr())
+		}
 	default:
 		v.addf("%s.adrfam %q is not ipv4 or ipv6", field, l.GetAdrfam())
-	}
-	if _, err := netip.ParseAddr(l.GetTraddr()); err != nil {
-		v.addf("%s.traddr %q is not an IP address", field, l.GetTraddr())
 	}
 	if p, err := strconv.ParseUint(l.GetTrsvcid(), 10, 16); err != nil || p == 0 {
 		v.addf("%s.trsvcid %q is not a port", field, l.GetTrsvcid())

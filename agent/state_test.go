@@ -52,6 +52,21 @@ func TestDNFromProto(t *testing.T) {
 		{"odd malloc", func(m *vdav1.DnDesired) {
 			m.Pds[0].Backend = &vdav1.PdDesired_Malloc{Malloc: &vdav1.PdMalloc{Size: 1000}}
 		}, []string{"pds[0].malloc.size 1000"}},
+		{"absurd malloc", func(m *vdav1.DnDesired) {
+			m.Pds[0].Backend = &vdav1.PdDesired_Malloc{Malloc: &vdav1.PdMalloc{Size: 1 << 60}}
+		}, []string{"pds[0].malloc.size 1152921504606846976 is above"}},
+		{"absurd vd", func(m *vdav1.DnDesired) { m.Pds[0].Vds[0].Size = 1 << 60 }, []string{"pds[0].vds[0].size 1152921504606846976 is above"}},
+		{"unclean aio path", func(m *vdav1.DnDesired) {
+			m.Pds[1].Backend = &vdav1.PdDesired_Aio{Aio: &vdav1.PdAio{Path: "/dev/../etc/passwd"}}
+		}, []string{`pds[1].aio.path "/dev/../etc/passwd" is not clean`}},
+		{"aio path with newline", func(m *vdav1.DnDesired) {
+			m.Pds[1].Backend = &vdav1.PdDesired_Aio{Aio: &vdav1.PdAio{Path: "/dev/sdb\n"}}
+		}, []string{`pds[1].aio.path "/dev/sdb\n" has a NUL or newline`}},
+		{"bad pcie address", func(m *vdav1.DnDesired) {
+			m.Pds[2].Backend = &vdav1.PdDesired_Nvme{Nvme: &vdav1.PdNvme{PcieAddr: "0000:3b:00.0 extra"}}
+		}, []string{`pds[2].nvme.pcie_addr "0000:3b:00.0 extra" is not a PCIe address`}},
+		{"family and address differ", func(m *vdav1.DnDesired) { m.Listener.Traddr = "::1" }, []string{`listener.traddr "::1" is not an IPv4 address`}},
+		{"unspecified address", func(m *vdav1.DnDesired) { m.Listener.Traddr = "0.0.0.0" }, []string{`listener.traddr "0.0.0.0" is the unspecified address`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -123,11 +123,11 @@ func (l *lab) up(name string) {
 	if n.cn {
 		a, err := agent.NewCN(agent.Config{SPDK: conn, Logger: quiet()})
 		require.NoError(t, err)
-		h, run = agent.NewCNHandler(a, agent.HandlerConfig{Logger: quiet()}), a.Run
+		h, run = agent.NewCNHandler(a, agent.HandlerConfig{Logger: quiet(), Insecure: true}), a.Run
 	} else {
 		a, err := agent.NewDN(agent.Config{SPDK: conn, Logger: quiet()})
 		require.NoError(t, err)
-		h, run = agent.NewDNHandler(a, agent.HandlerConfig{Logger: quiet()}), a.Run
+		h, run = agent.NewDNHandler(a, agent.HandlerConfig{Logger: quiet(), Insecure: true}), a.Run
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

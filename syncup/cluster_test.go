@@ -62,11 +62,11 @@ func startCluster(t *testing.T, db *store.DB, dns, cns int) *cluster {
 		if i < dns {
 			a, err := agent.NewDN(agent.Config{SPDK: f.Conn(), Logger: quiet()})
 			require.NoError(t, err)
-			h, run = agent.NewDNHandler(a, agent.HandlerConfig{Logger: quiet()}), a.Run
+			h, run = agent.NewDNHandler(a, agent.HandlerConfig{Logger: quiet(), Insecure: true}), a.Run
 		} else {
 			a, err := agent.NewCN(agent.Config{SPDK: f.Conn(), Logger: quiet()})
 			require.NoError(t, err)
-			h, run = agent.NewCNHandler(a, agent.HandlerConfig{Logger: quiet()}), a.Run
+			h, run = agent.NewCNHandler(a, agent.HandlerConfig{Logger: quiet(), Insecure: true}), a.Run
 		}
 		done := make(chan error, 1)
 		go func() { done <- run(runCtx) }()
