@@ -1,14 +1,18 @@
 package main
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
+	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/spdk/model"
@@ -21,8 +25,16 @@ import (
 func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	srv := spdktest.Start(t, model.Config{})
 	ctx := t.Context()
-	addr, stop := daemontest.Serve(t, serve, []string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"})
-	client := vdav1connect.NewCnAgentServiceClient(http.DefaultClient, "http://"+addr)
+	// Over mutual TLS, as the control plane calls it.
+	p := daemontest.NewPKI(t)
+	args := append([]string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"}, p.Args(t, "agent", pki.Agent)...)
+	addr, stop := daemontest.Serve(t, serve, args)
+	client := vdav1connect.NewCnAgentServiceClient(p.Client(t, "monitor", pki.ControlPlane), "https://"+addr)
+	// Anyone else is refused.
+	_, err := vdav1connect.NewCnAgentServiceClient(p.Client(t, "anyone", "-"), "https://"+addr).Status(t.Context(), connect.NewRequest(&vdav1.AgentStatusRequest{}))
+	assert.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(err), "%v", err)
+	_, err = vdav1connect.NewCnAgentServiceClient(p.Client(t, "other-agent", pki.Agent), "https://"+addr).Status(t.Context(), connect.NewRequest(&vdav1.AgentStatusRequest{}))
+	assert.Equal(t, connect.CodePermissionDenied, connect.CodeOf(err), "%v", err)
 
 	resp, err := client.Syncup(ctx, connect.NewRequest(&vdav1.CnSyncupRequest{Desired: &vdav1.CnDesired{
 		CnId: "cn1", Generation: 1,
@@ -40,7 +52,8 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Msg.GetAppliedGeneration())
 	assert.Empty(t, st.Msg.GetPds())
 
-	body := daemontest.Metrics(t, addr)
+	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
+	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_agent_applied_generation 1")
 	assert.Contains(t, body, "go_goroutines")
 
@@ -53,6 +66,27 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 // service manager does.
 func TestSIGTERM(t *testing.T) {
 	srv := spdktest.Start(t, model.Config{})
-	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"},
+	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json", "--insecure"},
 		`"msg":"cn agent serving"`, `"msg":"cn agent stopped"`)
+}
+
+// TestDeleteGuardFlags: the guard's flags reach the agent, which refuses
+// values out of range before it serves.
+func TestDeleteGuardFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--delete-guard-share", "1.5"},
+		{"--delete-guard-share=-0.5"},
+		{"--delete-guard-floor=-1"},
+	} {
+		var stdout, stderr strings.Builder
+		err := serve(t.Context(), append([]string{"--listen", "127.0.0.1:0", "--insecure"}, args...), &stdout, &stderr, nil)
+		require.Error(t, err, "%v", args)
+		assert.Contains(t, err.Error(), "DeleteGuard", "%v", args)
+	}
+	t.Setenv("VDA_AGENT_DELETE_GUARD_SHARE", "7")
+	err := serve(t.Context(), []string{"--listen", "127.0.0.1:0", "--insecure"}, io.Discard, io.Discard, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DeleteGuard.Share 7")
+	err = serve(t.Context(), []string{"--listen", "127.0.0.1:0"}, io.Discard, io.Discard, nil)
+	assert.ErrorIs(t, err, daemon.ErrNoTLS, "no TLS files and no --insecure")
 }

@@ -6,13 +6,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
-	"net"
 	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/virtual-disk-array/vda/agent"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
+	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/spdk"
 )
 
@@ -20,11 +21,18 @@ var version = "dev"
 
 type cli struct {
 	daemon.LogFlags
+	daemon.TLSFlags
 	Listen      string           `help:"Address to serve the agent API and /metrics on." default:"127.0.0.1:9720" env:"VDA_DNAGENT_LISTEN"`
 	SPDKSocket  string           `name:"spdk-socket" help:"SPDK's JSON-RPC Unix socket (dialled on first use, redialled when it drops)." default:"/var/tmp/spdk.sock" env:"VDA_SPDK_SOCKET"`
 	CallTimeout time.Duration    `help:"How long each SPDK call may take." default:"30s"`
 	Grace       time.Duration    `help:"How long calls in flight may finish at shutdown." default:"10s"`
 	Version     kong.VersionFlag `help:"Print the version and exit."`
+
+	// The delete guard (agent.DeleteGuard): a syncup that would delete more
+	// than the floor and the share of the node's resources is refused
+	// unless an admin forces it.
+	DeleteGuardShare float64 `name:"delete-guard-share" help:"Largest share (0..1] of its VDA-owned resources one syncup may delete unless an admin forces it." default:"0.5" env:"VDA_AGENT_DELETE_GUARD_SHARE"`
+	DeleteGuardFloor int     `name:"delete-guard-floor" help:"Resources one syncup may always delete, whatever their share (0: the default, 4)." default:"4" env:"VDA_AGENT_DELETE_GUARD_FLOOR"`
 }
 
 func main() {
@@ -43,23 +51,37 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	log := c.Logger(stderr)
+	certs, err := c.TLSFlags.Load(log)
+	if err != nil {
+		return err
+	}
 	conn := spdk.Dial(c.SPDKSocket, spdk.ConnConfig{Logger: log})
 	defer conn.Close()
-	a, err := agent.NewDN(agent.Config{SPDK: conn, Logger: log, CallTimeout: c.CallTimeout})
+	a, err := agent.NewDN(agent.Config{SPDK: conn, Logger: log, CallTimeout: c.CallTimeout,
+		DeleteGuard: agent.DeleteGuard{Share: c.DeleteGuardShare, Floor: c.DeleteGuardFloor}})
 	if err != nil {
 		return err
 	}
 	reg := daemon.Registry()
 	reg.MustRegister(daemon.AppliedGeneration(a.AppliedGeneration))
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := daemon.Listen(c.Listen, serverTLS(certs))
 	if err != nil {
 		return err
 	}
-	log.Info("dn agent serving", "addr", ln.Addr().String(), "spdk_socket", c.SPDKSocket, "version", version)
+	log.Info("dn agent serving", "addr", ln.Addr().String(), "tls", certs != nil, "spdk_socket", c.SPDKSocket, "version", version)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	err = daemon.Serve(ctx, ln, agent.NewDNHandler(a, agent.HandlerConfig{Logger: log}), reg, c.Grace, a.Run)
+	err = daemon.Serve(ctx, ln, agent.NewDNHandler(a, agent.HandlerConfig{Logger: log, Insecure: certs == nil}), reg, c.Grace, a.Run)
 	log.Info("dn agent stopped")
 	return err
+}
+
+// serverTLS is the agent's side of mutual TLS: it asks every caller for a
+// certificate, and the handler admits only the control plane's.
+func serverTLS(certs *pki.Source) *tls.Config {
+	if certs == nil {
+		return nil
+	}
+	return certs.ServerConfig(false)
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/virtual-disk-array/vda"
+	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
+	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/spdk/model"
@@ -34,8 +38,16 @@ func desired(gen uint64, port string) *vdav1.DnDesired {
 func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	srv := spdktest.Start(t, model.Config{})
 	ctx := t.Context()
-	addr, stop := daemontest.Serve(t, serve, []string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"})
-	client := vdav1connect.NewDnAgentServiceClient(http.DefaultClient, "http://"+addr)
+	// Over mutual TLS, as the control plane calls it.
+	p := daemontest.NewPKI(t)
+	args := append([]string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"}, p.Args(t, "agent", pki.Agent)...)
+	addr, stop := daemontest.Serve(t, serve, args)
+	client := vdav1connect.NewDnAgentServiceClient(p.Client(t, "monitor", pki.ControlPlane), "https://"+addr)
+	// Anyone else is refused.
+	_, err := vdav1connect.NewDnAgentServiceClient(p.Client(t, "anyone", "-"), "https://"+addr).Status(t.Context(), connect.NewRequest(&vdav1.AgentStatusRequest{}))
+	assert.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(err), "%v", err)
+	_, err = vdav1connect.NewDnAgentServiceClient(p.Client(t, "other-agent", pki.Agent), "https://"+addr).Status(t.Context(), connect.NewRequest(&vdav1.AgentStatusRequest{}))
+	assert.Equal(t, connect.CodePermissionDenied, connect.CodeOf(err), "%v", err)
 	port := daemontest.FreePort(t)
 
 	resp, err := client.Syncup(ctx, connect.NewRequest(&vdav1.DnSyncupRequest{Desired: desired(1, port)}))
@@ -65,7 +77,8 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	_, err = client.Syncup(ctx, connect.NewRequest(&vdav1.DnSyncupRequest{Desired: desired(1, port)}))
 	assert.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err), "stale generation: %v", err)
 
-	body := daemontest.Metrics(t, addr)
+	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
+	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_agent_applied_generation 2")
 	assert.Contains(t, body, "go_goroutines")
 
@@ -78,6 +91,27 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 // service manager does.
 func TestSIGTERM(t *testing.T) {
 	srv := spdktest.Start(t, model.Config{})
-	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"},
+	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json", "--insecure"},
 		`"msg":"dn agent serving"`, `"msg":"dn agent stopped"`)
+}
+
+// TestDeleteGuardFlags: the guard's flags reach the agent, which refuses
+// values out of range before it serves.
+func TestDeleteGuardFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--delete-guard-share", "1.5"},
+		{"--delete-guard-share=-0.5"},
+		{"--delete-guard-floor=-1"},
+	} {
+		var stdout, stderr strings.Builder
+		err := serve(t.Context(), append([]string{"--listen", "127.0.0.1:0", "--insecure"}, args...), &stdout, &stderr, nil)
+		require.Error(t, err, "%v", args)
+		assert.Contains(t, err.Error(), "DeleteGuard", "%v", args)
+	}
+	t.Setenv("VDA_AGENT_DELETE_GUARD_SHARE", "7")
+	err := serve(t.Context(), []string{"--listen", "127.0.0.1:0", "--insecure"}, io.Discard, io.Discard, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DeleteGuard.Share 7")
+	err = serve(t.Context(), []string{"--listen", "127.0.0.1:0"}, io.Discard, io.Discard, nil)
+	assert.ErrorIs(t, err, daemon.ErrNoTLS, "no TLS files and no --insecure")
 }

@@ -8,10 +8,10 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 
@@ -27,6 +27,7 @@ var version = "dev"
 
 type cli struct {
 	daemon.LogFlags
+	daemon.TLSFlags
 	Listen string        `help:"Address to serve /metrics and /healthz on." default:"127.0.0.1:9620" env:"VDA_MONITOR_LISTEN"`
 	DSN    string        `help:"Store: sqlite:<path>, postgres://... or mysql://user:pass@tcp(host:port)/db." default:"sqlite:vda.db" env:"VDA_DSN"`
 	Name   string        `help:"This monitor's name in the event log and among the lease holders; unique among the monitors (default: <hostname>-<pid>)." env:"VDA_MONITOR_NAME"`
@@ -120,12 +121,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	log := c.Logger(stderr)
+	certs, err := c.TLSFlags.Load(log)
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(ctx, store.Config{DSN: c.DSN, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	pusher, err := syncup.New(syncup.Config{DB: db, Timeout: c.PushTimeout, Logger: log})
+	pcfg := syncup.Config{DB: db, Timeout: c.PushTimeout, Logger: log}
+	var serverTLS *tls.Config
+	if certs != nil {
+		// The monitor calls the agents as the control plane, with its
+		// certificate, and serves its metrics over TLS too.
+		pcfg.TLS, serverTLS = certs.ClientConfig(), certs.ServerConfig(false)
+	}
+	pusher, err := syncup.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -142,11 +154,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := daemon.Listen(c.Listen, serverTLS)
 	if err != nil {
 		return err
 	}
-	attrs := []any{"addr", ln.Addr().String(), "store", db.Dialect(), "leases", c.Leases, "period", c.Period, "version", version}
+	attrs := []any{"addr", ln.Addr().String(), "tls", certs != nil, "store", db.Dialect(), "leases", c.Leases, "period", c.Period, "version", version}
 	if c.Name != "" {
 		attrs = append(attrs, "name", c.Name)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
+	"github.com/virtual-disk-array/vda/pki"
 )
 
 // TestHelpAndVersion: --help and --version print and return nil, without
@@ -61,13 +62,14 @@ func TestBadFlags(t *testing.T) {
 		{name: "dsn", args: []string{"--dsn", "nonsense"}, want: []string{"--dsn", `DSN "nonsense"`}},
 		{name: "unknown flag", args: []string{"--bogus"}, want: []string{"unknown flag --bogus"}},
 		{name: "log format", args: []string{"--log-format", "xml"}, want: []string{"--log-format"}},
+		{name: "tls and insecure", args: []string{"--tls-cert", "c.pem"}, want: []string{"--insecure and --tls-* contradict"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
 			path := filepath.Join(t.TempDir(), "vda.db")
-			args := append([]string{"--dsn", "sqlite:" + path, "--listen", "127.0.0.1:0"}, tc.args...)
+			args := append([]string{"--dsn", "sqlite:" + path, "--listen", "127.0.0.1:0", "--insecure"}, tc.args...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := run(ctx, args, io.Discard, io.Discard)
@@ -87,7 +89,7 @@ var roundsRe = regexp.MustCompile(`(?m)^vda_monitor_rounds_total (\S+)$`)
 // 404 elsewhere, and returns nil when its context ends.
 func TestServeMetricsAndShutdown(t *testing.T) {
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
-	addr, stop := daemontest.Serve(t, serve, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--period", "50ms", "--name", "m1", "--log-format", "json"})
+	addr, stop := daemontest.Serve(t, serve, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--period", "50ms", "--name", "m1", "--log-format", "json", "--insecure"})
 
 	body := daemontest.Metrics(t, addr)
 	assert.Contains(t, body, "vda_monitor_rounds_total")
@@ -112,6 +114,7 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 
 	logs, err := stop(5 * time.Second)
 	assert.NoError(t, err)
+	assert.Contains(t, logs, `running INSECURE`)
 	assert.Contains(t, logs, `"msg":"monitor serving"`)
 	assert.Contains(t, logs, `"name":"m1"`)
 	assert.Contains(t, logs, `"msg":"monitor stopped"`)
@@ -121,6 +124,38 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 // does.
 func TestSIGTERM(t *testing.T) {
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
-	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--log-format", "json"},
+	daemontest.SIGTERM(t, []string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--log-format", "json", "--insecure"},
 		`"msg":"monitor serving"`, `"msg":"monitor stopped"`)
+}
+
+// TestTLS: without TLS files or --insecure the monitor does not start;
+// with them it serves its metrics over TLS only.
+func TestTLS(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "vda.db")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "TLS is required"},
+		{[]string{"--tls-cert", "c.pem", "--tls-key", "k.pem"}, "go together"},
+		{[]string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem"}, "c.pem"},
+	} {
+		err := run(context.Background(), append([]string{"--listen", "127.0.0.1:0", "--dsn", dsn}, tc.args...), io.Discard, io.Discard)
+		assert.ErrorContains(t, err, tc.want, tc.args)
+	}
+
+	p := daemontest.NewPKI(t)
+	args := append([]string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--log-format", "json"}, p.Args(t, "monitor", pki.ControlPlane)...)
+	addr, stop := daemontest.Serve(t, serve, args)
+	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "vda_monitor_rounds_total")
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "no plaintext beside TLS")
+	logs, err := stop(5 * time.Second)
+	assert.NoError(t, err)
+	assert.Contains(t, logs, `"tls":true`)
+	assert.NotContains(t, logs, "INSECURE")
 }

@@ -5,8 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"time"
 
@@ -22,6 +22,7 @@ var version = "dev"
 
 type cli struct {
 	daemon.LogFlags
+	daemon.TLSFlags
 	Listen string        `help:"Address to serve the API and /metrics on." default:"127.0.0.1:9520" env:"VDA_PORTAL_LISTEN"`
 	DSN    string        `help:"Store: sqlite:<path>, postgres://... or mysql://user:pass@tcp(host:port)/db." default:"sqlite:vda.db" env:"VDA_DSN"`
 	Grace  time.Duration `help:"How long calls in flight may finish at shutdown." default:"10s"`
@@ -30,6 +31,8 @@ type cli struct {
 	PushTimeout time.Duration    `help:"Bound of one push of a node's desired state to its agent." default:"60s" env:"VDA_PORTAL_PUSH_TIMEOUT"`
 	NoPush      bool             `help:"Only write the store; leave delivery to the monitor." env:"VDA_PORTAL_NO_PUSH"`
 	Version     kong.VersionFlag `help:"Print the version and exit."`
+	// Every call needs an API token; this file holds the first admin's.
+	AdminTokenFile string `help:"File of an admin API token (mode 0600): created with a new token if missing, stored if the store lacks it." env:"VDA_PORTAL_ADMIN_TOKEN_FILE" placeholder:"FILE"`
 }
 
 func main() {
@@ -47,14 +50,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	log := c.Logger(stderr)
+	// TLS serves the API and, as the control plane, calls the agents.
+	certs, err := c.TLSFlags.Load(log)
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(ctx, store.Config{DSN: c.DSN, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if c.AdminTokenFile != "" {
+		created, err := portal.EnsureAdminToken(ctx, db, c.AdminTokenFile)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("admin token written to " + c.AdminTokenFile)
+		}
+	}
 	cfg := portal.Config{DB: db, Logger: log, PushWait: c.PushWait}
 	if !c.NoPush {
-		pusher, err := syncup.New(syncup.Config{DB: db, Timeout: c.PushTimeout, Logger: log})
+		pcfg := syncup.Config{DB: db, Timeout: c.PushTimeout, Logger: log}
+		if certs != nil {
+			pcfg.TLS = certs.ClientConfig()
+		}
+		pusher, err := syncup.New(pcfg)
 		if err != nil {
 			return err
 		}
@@ -74,11 +95,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ln, err := net.Listen("tcp", c.Listen)
+	var serverTLS *tls.Config
+	if certs != nil {
+		// Callers authenticate with API tokens, not certificates.
+		serverTLS = certs.ServerConfig(false)
+	}
+	ln, err := daemon.Listen(c.Listen, serverTLS)
 	if err != nil {
 		return err
 	}
-	log.Info("portal serving", "addr", ln.Addr().String(), "store", db.Dialect(), "version", version)
+	log.Info("portal serving", "addr", ln.Addr().String(), "tls", certs != nil, "store", db.Dialect(), "version", version)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

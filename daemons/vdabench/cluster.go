@@ -16,6 +16,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/virtual-disk-array/vda/nvmetcp/host"
+	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
@@ -27,6 +28,8 @@ import (
 // the array and reads block 0 through each.
 type clusterCmd struct {
 	Portal  string        `help:"The cluster's portal: host:port or an http(s) URL." default:"http://127.0.0.1:9520" env:"VDA_PORTAL"`
+	Token   string        `help:"API token (operator or admin) for the portal." env:"VDA_TOKEN"`
+	CAFile  string        `name:"ca-file" help:"CA bundle to verify an https portal with (vda-cluster's is <state-dir>/pki/ca.crt)." env:"VDA_CA_FILE" type:"path"`
 	Count   int           `help:"Arrays created, one after the other." default:"20"`
 	Size    string        `help:"Size of each array." default:"64MiB"`
 	VDs     uint32        `name:"vds" help:"Vds of each array (raid0)." default:"2"`
@@ -79,7 +82,12 @@ func runCluster(ctx context.Context, c clusterCmd, out io.Writer) error {
 	if c.Poll <= 0 {
 		c.Poll = 20 * time.Millisecond
 	}
-	api := vdav1connect.NewPortalServiceClient(&http.Client{Timeout: 30 * time.Second}, portalURL(c.Portal))
+	tlsCfg, err := pki.ClientOnly(c.CAFile)
+	if err != nil {
+		return fmt.Errorf("--ca-file: %w", err)
+	}
+	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
+	api := vdav1connect.NewPortalServiceClient(httpc, portalURL(c.Portal), connect.WithInterceptors(bearer(c.Token)))
 	name := func(i int) string { return fmt.Sprintf("%s%d", c.Prefix, i) }
 
 	// The arrays go at the end, and at Ctrl-C (ctx canceled): cleanup runs
@@ -263,3 +271,15 @@ func deleteArray(ctx context.Context, api vdav1connect.PortalServiceClient, name
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// bearer sends the API token, if any, with every call.
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if token != "" {
+				req.Header().Set("Authorization", "Bearer "+token)
+			}
+			return next(ctx, req)
+		}
+	}
+}

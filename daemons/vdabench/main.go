@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,9 +33,12 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/alecthomas/kong"
+	"github.com/virtual-disk-array/vda/auth"
+	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/portal"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
+	"github.com/virtual-disk-array/vda/serve"
 	"github.com/virtual-disk-array/vda/store"
 )
 
@@ -55,6 +59,8 @@ type portalCmd struct {
 	Clients    int    `help:"Concurrent clients." default:"8"`
 	PageSize   uint32 `help:"ListDa page size." default:"100"`
 	CPUProfile string `help:"Write a CPU profile of the whole run to this file."`
+	Auth       bool   `help:"Check an API token on every call, as vda-portal does (one read of the token by primary key, a SHA-256 and a compare); without it the figures leave that out."`
+	TLS        bool   `name:"tls" help:"Serve over TLS (HTTP/2, a throwaway CA) instead of h2c."`
 }
 
 func main() {
@@ -121,20 +127,40 @@ func runPortal(ctx context.Context, c portalCmd, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h, err := portal.NewHandler(svc, portal.HandlerConfig{})
+	// Without --auth the numbers leave out the token check.
+	h, err := portal.NewHandler(svc, portal.HandlerConfig{Insecure: !c.Auth})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	opts := []connect.ClientOption{connect.WithGRPC()}
+	if c.Auth {
+		bearer, id, hash := auth.NewToken()
+		if err := db.Update(ctx, func(ctx context.Context, tx *store.Tx) error {
+			return tx.CreateToken(ctx, &store.Token{ID: id, Name: "vdabench", Role: auth.Admin.String(), Hash: hash})
+		}); err != nil {
+			return err
+		}
+		opts = append(opts, connect.WithInterceptors(bearerToken(bearer)))
+	}
+	tlsDir, err := os.MkdirTemp("", "vdabench-tls-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tlsDir)
+	serverTLS, httpc, scheme, err := benchTLS(c.TLS, tlsDir)
+	if err != nil {
+		return err
+	}
+	ln, err := serve.Listen("127.0.0.1:0", serverTLS)
 	if err != nil {
 		return err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = portal.Serve(sctx, ln, h, time.Second) }()
-	client := vdav1connect.NewPortalServiceClient(h2cClient(), "http://"+ln.Addr().String(), connect.WithGRPC())
+	client := vdav1connect.NewPortalServiceClient(httpc, scheme+ln.Addr().String(), opts...)
 
-	fmt.Fprintf(out, "store %s; %d dns x %d pds, %d cns, %d das, %d clients\n", db.Dialect(), c.DNs, c.PDsPerDN, c.CNs, c.DAs, c.Clients)
+	fmt.Fprintf(out, "store %s; %d dns x %d pds, %d cns, %d das, %d clients; tokens %v, tls %v\n", db.Dialect(), c.DNs, c.PDsPerDN, c.CNs, c.DAs, c.Clients, c.Auth, c.TLS)
 	start := time.Now()
 	if err := fill(ctx, client, c); err != nil {
 		return err
@@ -296,4 +322,46 @@ func h2cClient() *http.Client {
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: protocols}}
+}
+
+// bearerToken sends an API token with every call.
+func bearerToken(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	}
+}
+
+// benchTLS returns the server's TLS config (nil: h2c), a client for it and
+// the URL scheme. With on, it makes a throwaway CA and a certificate for
+// 127.0.0.1 in dir, which must outlive the server.
+func benchTLS(on bool, dir string) (*tls.Config, *http.Client, string, error) {
+	if !on {
+		return nil, h2cClient(), "http://", nil
+	}
+	ca, err := pki.NewCA("vdabench", time.Hour)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cert, key, err := ca.Issue(pki.Leaf{CommonName: "portal", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if err := pki.WriteFiles(dir, "portal", cert, key); err != nil {
+		return nil, nil, "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), ca.CertPEM, 0o644); err != nil {
+		return nil, nil, "", err
+	}
+	src, err := pki.Load(pki.Files{Cert: filepath.Join(dir, "portal.crt"), Key: filepath.Join(dir, "portal.key"), CA: filepath.Join(dir, "ca.crt")}, nil)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	client, err := pki.ClientOnly(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return src.ServerConfig(false), &http.Client{Transport: &http.Transport{TLSClientConfig: client, ForceAttemptHTTP2: true}}, "https://", nil
 }
