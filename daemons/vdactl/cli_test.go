@@ -266,6 +266,60 @@ func TestRequests(t *testing.T) {
 			method: "GetClusterSummary",
 			want:   &vdav1.GetClusterSummaryRequest{},
 		},
+		{
+			name:   "dn syncup",
+			args:   []string{"dn", "syncup", "dn0"},
+			method: "SyncupDn",
+			want:   &vdav1.SyncupDnRequest{Name: "dn0"},
+		},
+		{
+			name:   "dn syncup force",
+			args:   []string{"dn", "syncup", "dn0", "--force"},
+			method: "SyncupDn",
+			want:   &vdav1.SyncupDnRequest{Name: "dn0", Force: true},
+		},
+		{
+			name:   "cn syncup force",
+			args:   []string{"cn", "syncup", "--force", "cn0"},
+			method: "SyncupCn",
+			want:   &vdav1.SyncupCnRequest{Name: "cn0", Force: true},
+		},
+		{
+			name:   "token create",
+			args:   []string{"token", "create", "ci", "--role", "operator", "--description", "the CI"},
+			method: "CreateToken",
+			want:   &vdav1.CreateTokenRequest{Name: "ci", Role: vdav1.Role_ROLE_OPERATOR, Description: "the CI"},
+		},
+		{
+			name:   "token create read-only",
+			args:   []string{"token", "create", "ro", "--role", "read-only"},
+			method: "CreateToken",
+			want:   &vdav1.CreateTokenRequest{Name: "ro", Role: vdav1.Role_ROLE_READ_ONLY},
+		},
+		{
+			name:   "token create admin",
+			args:   []string{"token", "create", "root", "--role", "admin"},
+			method: "CreateToken",
+			want:   &vdav1.CreateTokenRequest{Name: "root", Role: vdav1.Role_ROLE_ADMIN},
+		},
+		{
+			name:   "token delete",
+			args:   []string{"token", "delete", "ci"},
+			method: "DeleteToken",
+			want:   &vdav1.DeleteTokenRequest{Name: "ci"},
+		},
+		{
+			name:   "token list one page",
+			args:   []string{"token", "list", "--page-size", "10"},
+			method: "ListToken",
+			want:   &vdav1.ListTokenRequest{PageSize: 10},
+		},
+		{
+			name:   "whoami",
+			args:   []string{"whoami"},
+			method: "WhoAmI",
+			want:   &vdav1.WhoAmIRequest{},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -331,6 +385,9 @@ func TestLocalErrors(t *testing.T) {
 		{"missing verb", []string{"dn"}, "expected one of"},
 		{"bad portal", []string{"--portal", "ftp://x", "dn", "list"}, "scheme"},
 		{"bad shell", []string{"completion", "tcsh"}, "tcsh"},
+		{"token create without role", []string{"token", "create", "t0"}, "--role"},
+		{"token create bad role", []string{"token", "create", "t0", "--role", "root"}, "--role"},
+		{"syncup without name", []string{"dn", "syncup"}, "expected \"<name>\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
 
@@ -25,46 +29,79 @@ type Client struct {
 	Output string
 	// Stdout receives results; Stderr notes such as the next page token.
 	Stdout, Stderr io.Writer
+	// conn is how the portal is reached, for the hints of reportError.
+	conn connSettings
 }
 
 // JSON reports whether the user asked for JSON output.
 func (c *Client) JSON() bool { return c.Output == "json" }
 
-// portalURL turns the --portal value into a base URL: a bare host:port
-// gets http://, and a trailing slash is dropped.
-func portalURL(addr string) (string, error) {
+// portalURL turns a portal address into a base URL: a bare host:port gets
+// http://, or https:// when withCA (a CA file is given, so TLS is meant),
+// and a trailing slash is dropped. A plain http URL with a CA file is
+// refused: the CA would protect nothing.
+func portalURL(addr string, withCA bool) (string, error) {
 	addr = strings.TrimSpace(addr)
 	if addr == "" {
-		return "", errors.New("--portal is empty")
+		return "", errors.New("the portal address is empty")
 	}
 	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+		if withCA {
+			addr = "https://" + addr
+		} else {
+			addr = "http://" + addr
+		}
 	}
 	u, err := url.Parse(addr)
 	if err != nil {
-		return "", fmt.Errorf("--portal %q: %w", addr, err)
+		return "", fmt.Errorf("%q: %w", addr, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("--portal %q: scheme must be http or https", addr)
+		return "", fmt.Errorf("%q: scheme must be http or https", addr)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("--portal %q: no host", addr)
+		return "", fmt.Errorf("%q: no host", addr)
+	}
+	if u.Scheme == "http" && withCA {
+		return "", fmt.Errorf("%q is plain http but a CA file is given: use https:// (or host:port), or drop the CA file (--ca-file=)", addr)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// newPortalClient returns a Connect-protocol client of the portal at addr
-// whose every call has the given deadline (none when timeout is 0).
-func newPortalClient(addr string, timeout time.Duration) (vdav1connect.PortalServiceClient, error) {
-	base, err := portalURL(addr)
+// newPortalClient returns a Connect-protocol client of the portal at
+// s.portal that sends s.token, if any, as a bearer token and puts the
+// given deadline on every call (none when timeout is 0). An https portal
+// is verified against s.caFile, else the system's roots; the transport
+// speaks HTTP/2 over TLS when the portal offers it, HTTP/1.1 otherwise.
+func newPortalClient(s connSettings, timeout time.Duration) (vdav1connect.PortalServiceClient, error) {
+	tlsConfig, err := pki.ClientOnly(s.caFile)
 	if err != nil {
-		return nil, err
+		return nil, configErrorf("CA file: %w", err)
 	}
-	var opts []connect.ClientOption
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConfig
+	tr.ForceAttemptHTTP2 = true
+	var interceptors []connect.Interceptor
+	if s.token != "" {
+		interceptors = append(interceptors, bearerInterceptor(s.token))
+	}
 	if timeout > 0 {
-		opts = append(opts, connect.WithInterceptors(timeoutInterceptor(timeout)))
+		interceptors = append(interceptors, timeoutInterceptor(timeout))
 	}
-	return vdav1connect.NewPortalServiceClient(&http.Client{}, base, opts...), nil
+	return vdav1connect.NewPortalServiceClient(&http.Client{Transport: tr}, s.portal,
+		connect.WithInterceptors(interceptors...)), nil
+}
+
+// bearerInterceptor sends token as "Authorization: Bearer <token>" on each
+// unary call.
+func bearerInterceptor(token string) connect.UnaryInterceptorFunc {
+	value := "Bearer " + token
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", value)
+			return next(ctx, req)
+		}
+	}
 }
 
 // timeoutInterceptor puts a deadline on each unary call.
@@ -78,15 +115,70 @@ func timeoutInterceptor(d time.Duration) connect.UnaryInterceptorFunc {
 	}
 }
 
+// plainHTTPRisk reports whether a token would cross the network in clear
+// text: an http portal that is not on the loopback interface.
+func plainHTTPRisk(s connSettings) (host string, risky bool) {
+	u, err := url.Parse(s.portal)
+	if err != nil || u.Scheme != "http" || s.token == "" {
+		return "", false
+	}
+	host = u.Hostname()
+	if host == "localhost" {
+		return host, false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return host, false
+	}
+	return host, true
+}
+
 // reportError prints err on w: a portal error as "vdactl: <code>:
-// <message>", anything else as "vdactl: <error>".
-func reportError(w io.Writer, err error) {
+// <message>", anything else as "vdactl: <error>". Errors a user can fix
+// get a "hint:" line, which uses s to say where a token comes from.
+func reportError(w io.Writer, err error, s connSettings) {
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
 		fmt.Fprintf(w, "vdactl: %s: %s\n", cerr.Code(), cerr.Message())
-		return
+	} else {
+		fmt.Fprintf(w, "vdactl: %v\n", err)
 	}
-	fmt.Fprintf(w, "vdactl: %v\n", err)
+	if hint := errorHint(err, s); hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", hint)
+	}
+}
+
+// errorHint returns what to do about err, or "".
+func errorHint(err error, s connSettings) string {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated:
+		if s.tokenFrom != "" {
+			return fmt.Sprintf("the portal did not accept the token from %s; an admin can check it with 'vdactl token list'", s.tokenFrom)
+		}
+		cfg := s.configPath
+		if cfg == "" {
+			cfg = "the config file (--config)"
+		}
+		return fmt.Sprintf("pass --token, set VDA_TOKEN or put %q in %s", "token", cfg)
+	case connect.CodePermissionDenied:
+		return "this call needs a token with a higher role"
+	}
+	var verr *tls.CertificateVerificationError
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	switch {
+	case errors.As(err, &herr):
+		return "the portal's certificate is not for the host in --portal; use a name or address the certificate lists"
+	case errors.As(err, &uerr), errors.As(err, &verr):
+		if s.caFile == "" {
+			cfg := s.configPath
+			if cfg == "" {
+				cfg = "the config file (--config)"
+			}
+			return fmt.Sprintf("pass --ca-file, set VDA_CA_FILE or put %q in %s: the CA bundle that signed the portal's certificate", "ca_file", cfg)
+		}
+		return fmt.Sprintf("the portal's certificate does not chain to the CA bundle %s", s.caFile)
+	}
+	return ""
 }
 
 // listFlags are the paging flags of every list command.

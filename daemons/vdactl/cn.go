@@ -17,6 +17,7 @@ type CnCmd struct {
 	List   CnListCmd   `cmd:"" help:"List controller nodes."`
 	Get    CnGetCmd    `cmd:"" help:"Show a controller node."`
 	Events CnEventsCmd `cmd:"" help:"Show the monitors' log of a controller node's state changes, newest first."`
+	Syncup CnSyncupCmd `cmd:"" help:"Push a controller node's desired state to its agent now and show its report (admin)."`
 }
 
 // CnCreateCmd is vdactl cn create.
@@ -170,4 +171,29 @@ func (e *CnEventsCmd) Run(ctx context.Context, c *Client) error {
 		return printJSON(c.Stdout, resp.Msg)
 	}
 	return printNodeEvents(c.Stdout, resp.Msg.GetEvents())
+}
+
+// CnSyncupCmd is vdactl cn syncup.
+type CnSyncupCmd struct {
+	Name string `arg:"" help:"Name of the controller node."`
+	syncupFlags
+}
+
+// Run calls SyncupCn. A report with errors is printed and makes the exit
+// status non-zero.
+func (s *CnSyncupCmd) Run(ctx context.Context, c *Client) error {
+	resp, err := c.Portal.SyncupCn(ctx, connect.NewRequest(&vdav1.SyncupCnRequest{Name: s.Name, Force: s.Force}))
+	if err != nil {
+		return err
+	}
+	r := resp.Msg.GetReport()
+	if c.JSON() {
+		err = printJSON(c.Stdout, resp.Msg)
+	} else {
+		err = printCnReport(c.Stdout, r)
+	}
+	if err != nil {
+		return err
+	}
+	return syncupErrors("cn", s.Name, r.GetError(), cnReportErrors(r)...)
 }

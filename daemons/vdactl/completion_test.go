@@ -34,11 +34,15 @@ func TestCompletionBashScript(t *testing.T) {
 	script := completionScript(t, "bash")
 	for _, want := range []string{
 		"complete -F _vdactl vdactl",
-		"children='dn pd cn da exp cluster completion version'",
+		"children='dn pd cn da exp cluster token whoami completion version'",
 		"children='create delete modify list get'",
-		"children='create delete modify list get events'",
+		"children='create delete modify list get events syncup'",
+		"children='create delete list'",
 		"children='summary'",
 		"--portal", "--output", "-o", "--timeout", "--help",
+		"--token", "--token-file", "--ca-file", "--config", "--role", "--force",
+		"'--role') echo 'read-only operator admin'",
+		"_vdactl_files=' --token-file --ca-file --config '",
 		"--agent-address", "--trtype", "--adrfam", "--traddr", "--trsvcid", "--location", "--offline", "--no-offline",
 		"--hash-code", "--description", "--generation", "--page-size", "--page-token", "--all",
 		"--dn", "--malloc-size", "--aio-path", "--nvme-pcie",
@@ -70,12 +74,18 @@ func TestCompletionBash(t *testing.T) {
 		words []string // the last one is being completed
 		want  string
 	}{
-		{[]string{"vdactl", ""}, "dn pd cn da exp cluster completion version"},
+		{[]string{"vdactl", ""}, "dn pd cn da exp cluster token whoami completion version"},
 		{[]string{"vdactl", "d"}, "dn da"},
-		{[]string{"vdactl", "dn", ""}, "create delete modify list get events"},
+		{[]string{"vdactl", "dn", ""}, "create delete modify list get events syncup"},
+		{[]string{"vdactl", "cn", "syncup", "--f"}, "--force"},
+		{[]string{"vdactl", "token", ""}, "create delete list"},
+		{[]string{"vdactl", "token", "create", "--role", ""}, "read-only operator admin"},
+		{[]string{"vdactl", "--ca-file", "/dev/nul"}, "/dev/null"},
+		{[]string{"vdactl", "--config", "=", "/dev/nul"}, "/dev/null"},
+		{[]string{"vdactl", "--token-file", "/dev/null", "who"}, "whoami"},
 		{[]string{"vdactl", "-o", "json", "cluster", ""}, "summary"},
-		{[]string{"vdactl", "--portal", "dn", ""}, "dn pd cn da exp cluster completion version"},
-		{[]string{"vdactl", "pd", "create", "--"}, "--help --portal --output --timeout --dn --malloc-size --aio-path --nvme-pcie --offline --description"},
+		{[]string{"vdactl", "--portal", "dn", ""}, "dn pd cn da exp cluster token whoami completion version"},
+		{[]string{"vdactl", "pd", "create", "--"}, "--help --portal --token --token-file --ca-file --config --output --timeout --dn --malloc-size --aio-path --nvme-pcie --offline --description"},
 		{[]string{"vdactl", "dn", "modify", "--no"}, "--no-offline"},
 		{[]string{"vdactl", "exp", "create", "--h"}, "--help --host-nqn"},
 		{[]string{"vdactl", "-o", ""}, "table json"},
@@ -131,6 +141,8 @@ func TestCompletionZsh(t *testing.T) {
 		{[]string{"vdactl", "-o", ""}, "compadd -- table json"},
 		{[]string{"vdactl", "--output="}, "compadd -P --output= -- table json"},
 		{[]string{"vdactl", "completion", ""}, "compadd -a args"},
+		{[]string{"vdactl", "--ca-file", ""}, "_files"},
+		{[]string{"vdactl", "--config=/e"}, "compset -P *= _files"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.words, " "), func(t *testing.T) {
@@ -139,6 +151,8 @@ func TestCompletionZsh(t *testing.T) {
 				compdef() {}
 				_describe() { local x; for x in "${(@P)4}"; do print -rn -- "${x%%:*} "; done; print }
 				compadd() { print -r -- "compadd $*" }
+				compset() { print -rn -- "compset $* " }
+				_files() { print -r -- "_files" }
 				source "$1"; shift; words=("$@"); CURRENT=${#words}; _vdactl`, "zsh", path)
 			cmd.Args = append(cmd.Args, tc.words...)
 			out, err := cmd.CombinedOutput()
@@ -156,6 +170,7 @@ func TestCompletionFish(t *testing.T) {
 		`complete -c vdactl -n '__vdactl_at ""' -a 'dn'`,
 		`complete -c vdactl -n '__vdactl_at "pd create"' -l malloc-size -x`,
 		`complete -c vdactl -l output -s o -x -a 'table json'`,
+		`complete -c vdactl -l ca-file -r -F`,
 		"-l no-offline",
 	} {
 		assert.Contains(t, script, want)
@@ -172,8 +187,11 @@ func TestCompletionFish(t *testing.T) {
 		line string
 		want string
 	}{
-		{"vdactl ", "cluster cn completion da dn exp pd version"},
-		{"vdactl dn ", "create delete events get list modify"},
+		{"vdactl ", "cluster cn completion da dn exp pd token version whoami"},
+		{"vdactl token create --role ", "admin operator read-only"},
+		{"vdactl dn ", "create delete events get list modify syncup"},
+		{"vdactl --ca-file /dev/nul", "/dev/null"},
+		{"vdactl --config /dev/null who", "whoami"},
 		{"vdactl -o json da create --s", "--size --strip-size-kb"},
 		{"vdactl -o ", "json table"},
 		{"vdactl completion ", "bash fish zsh"},
@@ -181,8 +199,9 @@ func TestCompletionFish(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {
 			t.Parallel()
+			// string join of one word joins nothing and fails: "or true".
 			cmd := exec.CommandContext(t.Context(), fish, "--no-config", "-c",
-				`source $argv[1]; complete -C $argv[2] | string replace -r '\t.*' '' | string join ' '`, path, tc.line)
+				`source $argv[1]; complete -C $argv[2] | string replace -r '\t.*' '' | string join ' '; or true`, path, tc.line)
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, string(out))
 			assert.Equal(t, tc.want, strings.TrimSpace(string(out)))

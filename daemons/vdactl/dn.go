@@ -17,6 +17,7 @@ type DnCmd struct {
 	List   DnListCmd   `cmd:"" help:"List disk nodes."`
 	Get    DnGetCmd    `cmd:"" help:"Show a disk node."`
 	Events DnEventsCmd `cmd:"" help:"Show the monitors' log of a disk node's state changes, newest first."`
+	Syncup DnSyncupCmd `cmd:"" help:"Push a disk node's desired state to its agent now and show its report (admin)."`
 }
 
 // DnCreateCmd is vdactl dn create.
@@ -170,4 +171,29 @@ func (e *DnEventsCmd) Run(ctx context.Context, c *Client) error {
 		return printJSON(c.Stdout, resp.Msg)
 	}
 	return printNodeEvents(c.Stdout, resp.Msg.GetEvents())
+}
+
+// DnSyncupCmd is vdactl dn syncup.
+type DnSyncupCmd struct {
+	Name string `arg:"" help:"Name of the disk node."`
+	syncupFlags
+}
+
+// Run calls SyncupDn. A report with errors is printed and makes the exit
+// status non-zero.
+func (s *DnSyncupCmd) Run(ctx context.Context, c *Client) error {
+	resp, err := c.Portal.SyncupDn(ctx, connect.NewRequest(&vdav1.SyncupDnRequest{Name: s.Name, Force: s.Force}))
+	if err != nil {
+		return err
+	}
+	r := resp.Msg.GetReport()
+	if c.JSON() {
+		err = printJSON(c.Stdout, resp.Msg)
+	} else {
+		err = printDnReport(c.Stdout, r)
+	}
+	if err != nil {
+		return err
+	}
+	return syncupErrors("dn", s.Name, r.GetError(), dnReportErrors(r)...)
 }

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -21,6 +26,8 @@ import (
 type call struct {
 	method string
 	req    proto.Message
+	// auth is the request's Authorization header, "" when absent.
+	auth string
 }
 
 // fakePortal is a PortalService that records every request and answers
@@ -62,7 +69,7 @@ func (f *fakePortal) only(t *testing.T, method string) proto.Message {
 func serve[Req, Resp any](ctx context.Context, f *fakePortal, method string, r *connect.Request[Req]) (*connect.Response[Resp], error) {
 	msg := any(r.Msg).(proto.Message)
 	f.mu.Lock()
-	f.calls = append(f.calls, call{method: method, req: proto.Clone(msg)})
+	f.calls = append(f.calls, call{method: method, req: proto.Clone(msg), auth: r.Header().Get("Authorization")})
 	h := f.handlers[method]
 	f.mu.Unlock()
 	if h == nil {
@@ -163,17 +170,102 @@ func (f *fakePortal) GetExp(ctx context.Context, r *connect.Request[vdav1.GetExp
 func (f *fakePortal) GetClusterSummary(ctx context.Context, r *connect.Request[vdav1.GetClusterSummaryRequest]) (*connect.Response[vdav1.GetClusterSummaryResponse], error) {
 	return serve[vdav1.GetClusterSummaryRequest, vdav1.GetClusterSummaryResponse](ctx, f, "GetClusterSummary", r)
 }
+func (f *fakePortal) SyncupDn(ctx context.Context, r *connect.Request[vdav1.SyncupDnRequest]) (*connect.Response[vdav1.SyncupDnResponse], error) {
+	return serve[vdav1.SyncupDnRequest, vdav1.SyncupDnResponse](ctx, f, "SyncupDn", r)
+}
+func (f *fakePortal) SyncupCn(ctx context.Context, r *connect.Request[vdav1.SyncupCnRequest]) (*connect.Response[vdav1.SyncupCnResponse], error) {
+	return serve[vdav1.SyncupCnRequest, vdav1.SyncupCnResponse](ctx, f, "SyncupCn", r)
+}
+func (f *fakePortal) CreateToken(ctx context.Context, r *connect.Request[vdav1.CreateTokenRequest]) (*connect.Response[vdav1.CreateTokenResponse], error) {
+	return serve[vdav1.CreateTokenRequest, vdav1.CreateTokenResponse](ctx, f, "CreateToken", r)
+}
+func (f *fakePortal) DeleteToken(ctx context.Context, r *connect.Request[vdav1.DeleteTokenRequest]) (*connect.Response[vdav1.DeleteTokenResponse], error) {
+	return serve[vdav1.DeleteTokenRequest, vdav1.DeleteTokenResponse](ctx, f, "DeleteToken", r)
+}
+func (f *fakePortal) ListToken(ctx context.Context, r *connect.Request[vdav1.ListTokenRequest]) (*connect.Response[vdav1.ListTokenResponse], error) {
+	return serve[vdav1.ListTokenRequest, vdav1.ListTokenResponse](ctx, f, "ListToken", r)
+}
+func (f *fakePortal) WhoAmI(ctx context.Context, r *connect.Request[vdav1.WhoAmIRequest]) (*connect.Response[vdav1.WhoAmIResponse], error) {
+	return serve[vdav1.WhoAmIRequest, vdav1.WhoAmIResponse](ctx, f, "WhoAmI", r)
+}
 
-// newFake starts a fake portal over HTTP and returns it with its URL.
-func newFake(t *testing.T) (*fakePortal, string) {
-	t.Helper()
+// TestMain keeps the tests from the environment of the person running
+// them: no VDA_* variables, and a config directory of its own with no
+// vdactl.json, so that the default config file is missing. Tests that
+// need either set them with t.Setenv.
+func TestMain(m *testing.M) {
+	for _, v := range []string{"VDA_PORTAL", "VDA_TOKEN", "VDA_TOKEN_FILE", "VDA_CA_FILE", "VDA_CONFIG"} {
+		os.Unsetenv(v)
+	}
+	dir, err := os.MkdirTemp("", "vdactl-test-config")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newFakeHandler returns a fake portal and the HTTP handler serving it.
+func newFakeHandler() (*fakePortal, http.Handler) {
 	f := &fakePortal{handlers: map[string]func(context.Context, proto.Message) (proto.Message, error){}}
 	path, h := vdav1connect.NewPortalServiceHandler(f)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
-	srv := httptest.NewServer(mux)
+	return f, mux
+}
+
+// newFake starts a fake portal over HTTP and returns it with its URL.
+func newFake(t *testing.T) (*fakePortal, string) {
+	t.Helper()
+	f, h := newFakeHandler()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
+}
+
+// tlsFake is a fake portal over HTTPS (HTTP/2 offered) with a certificate
+// of httptest's own CA.
+type tlsFake struct {
+	*fakePortal
+	// url is https://127.0.0.1:port.
+	url string
+	// caFile is a PEM file of the certificate that signed the server's.
+	caFile string
+
+	mu     sync.Mutex
+	protos []string // the HTTP version of each request
+}
+
+// newTLSFake starts a fake portal over HTTPS.
+func newTLSFake(t *testing.T) *tlsFake {
+	t.Helper()
+	f, h := newFakeHandler()
+	tf := &tlsFake{fakePortal: f}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tf.mu.Lock()
+		tf.protos = append(tf.protos, r.Proto)
+		tf.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tf.url = srv.URL
+	tf.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	require.NoError(t, os.WriteFile(tf.caFile, caPEM, 0o644))
+	return tf
+}
+
+// httpVersions returns the HTTP version of each request so far.
+func (tf *tlsFake) httpVersions() []string {
+	tf.mu.Lock()
+	defer tf.mu.Unlock()
+	return append([]string(nil), tf.protos...)
 }
 
 // result is what one run of vdactl did.

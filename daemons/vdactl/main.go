@@ -2,10 +2,15 @@
 // subcommand per PortalService call, `vdactl <resource> <verb>`.
 //
 // Resources are dn (disk nodes), pd (physical disks, within a dn), cn
-// (controller nodes), da (disk arrays), exp (exporters, within a da) and
-// cluster. Output is a human table by default and the response message as
-// JSON with -o json. Errors go to stderr as "vdactl: <code>: <message>" and
-// make the exit status non-zero.
+// (controller nodes), da (disk arrays), exp (exporters, within a da),
+// token (API tokens) and cluster. Output is a human table by default and
+// the response message as JSON with -o json. Errors go to stderr as
+// "vdactl: <code>: <message>", with a "hint:" line when there is a likely
+// fix, and make the exit status non-zero.
+//
+// Every call carries the API token from --token or --token-file, VDA_TOKEN
+// or VDA_TOKEN_FILE, or the config file (docs/vdactl.md); the token is
+// never printed.
 package main
 
 import (
@@ -16,7 +21,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 )
@@ -35,31 +39,16 @@ type CLI struct {
 	Da         DaCmd         `cmd:"" help:"Manage disk arrays (das)."`
 	Exp        ExpCmd        `cmd:"" help:"Manage exporters (exps): a host's permission to reach an array."`
 	Cluster    ClusterCmd    `cmd:"" help:"Show the cluster as a whole."`
+	Token      TokenCmd      `cmd:"" help:"Manage API tokens (admin)."`
+	Whoami     WhoamiCmd     `cmd:"" help:"Show the name and role of the token in use."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script."`
 	Version    VersionCmd    `cmd:"" help:"Print the version of vdactl."`
 }
 
-// Globals are the flags every command takes.
-type Globals struct {
-	Portal  string        `help:"Address of the VDA portal: host:port or an http(s) URL (default ${default})." default:"http://127.0.0.1:9520" env:"VDA_PORTAL" placeholder:"ADDR"`
-	Output  string        `short:"o" help:"Output format: ${enum}." enum:"table,json" default:"table"`
-	Timeout time.Duration `help:"Deadline of each call to the portal; 0 means none." default:"30s"`
-}
-
-// AfterApply builds the portal client once the flags are known. Building
-// it does no I/O; the first call connects.
-func (g *Globals) AfterApply(c *Client) error {
-	portal, err := newPortalClient(g.Portal, g.Timeout)
-	if err != nil {
-		return err
-	}
-	c.Portal = portal
-	c.Output = g.Output
-	return nil
-}
-
 // VersionCmd prints the version.
 type VersionCmd struct{}
+
+func (*VersionCmd) offline() {}
 
 // Run prints the version.
 func (v *VersionCmd) Run(ctx context.Context, c *Client) error {
@@ -120,12 +109,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		reportParseError(stderr, err)
+		var cerr *configError
+		if errors.As(err, &cerr) {
+			fmt.Fprintf(stderr, "vdactl: error: %v\n", cerr)
+		} else {
+			reportParseError(stderr, err)
+		}
 		return err
 	}
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(); err != nil {
-		reportError(stderr, err)
+		reportError(stderr, err, client.conn)
 		return err
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
@@ -167,4 +168,88 @@ func printNodeEvents(w io.Writer, events []*vdav1.NodeEvent) error {
 // fmtChange spells a state change as "from → to".
 func fmtChange(from, to string) string {
 	return cell(from) + " → " + cell(to)
+}
+
+// syncupFlags are the flags of dn syncup and cn syncup.
+type syncupFlags struct {
+	Force bool `help:"Apply the desired state even if it deletes more of the node's objects at once than its agent's safety share allows."`
+}
+
+// syncupErrors is the error of a syncup whose report holds errors (the
+// node's own and its resources'): the report is printed all the same, and
+// the exit status says the node is not as desired. nil for a clean report.
+func syncupErrors(kind, name, nodeErr string, resourceErrs ...string) error {
+	n := 0
+	for _, e := range append(resourceErrs, nodeErr) {
+		if e != "" {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%s %s: the agent reported 1 error", kind, name)
+	}
+	return fmt.Errorf("%s %s: the agent reported %d errors", kind, name, n)
+}
+
+// printNodeReport prints the head of a syncup's report: the generation
+// applied and the node's own error.
+func printNodeReport(w io.Writer, generation uint64, nodeErr string) error {
+	return printFields(w, []field{{"Generation", fmtUint(generation)}, {"Error", nodeErr}})
+}
+
+// printDnReport prints a dn syncup's report: the head, a table of the pds
+// and one of the vds, each with its error.
+func printDnReport(w io.Writer, r *vdav1.DnReport) error {
+	if err := printNodeReport(w, r.GetGeneration(), r.GetError()); err != nil {
+		return err
+	}
+	pds := newTable("ID", "CAPACITY", "FREE", "ERROR")
+	for _, pd := range r.GetPds() {
+		pds.add(pd.GetId(), FormatSize(pd.GetCapacity()), FormatSize(pd.GetFree()), pd.GetError())
+	}
+	if err := printSection(w, "PDs", pds); err != nil {
+		return err
+	}
+	return printSection(w, "VDs", resourceTable(r.GetVds()))
+}
+
+// printCnReport prints a cn syncup's report: the head and a table of the
+// controllers, each with its error.
+func printCnReport(w io.Writer, r *vdav1.CnReport) error {
+	if err := printNodeReport(w, r.GetGeneration(), r.GetError()); err != nil {
+		return err
+	}
+	return printSection(w, "Controllers", resourceTable(r.GetCntlrs()))
+}
+
+func resourceTable(rs []*vdav1.ResourceReport) *table {
+	t := newTable("ID", "ERROR")
+	for _, r := range rs {
+		t.add(r.GetId(), r.GetError())
+	}
+	return t
+}
+
+// dnReportErrors lists the per-resource errors of a dn report.
+func dnReportErrors(r *vdav1.DnReport) []string {
+	var errs []string
+	for _, pd := range r.GetPds() {
+		errs = append(errs, pd.GetError())
+	}
+	for _, vd := range r.GetVds() {
+		errs = append(errs, vd.GetError())
+	}
+	return errs
+}
+
+// cnReportErrors lists the per-resource errors of a cn report.
+func cnReportErrors(r *vdav1.CnReport) []string {
+	var errs []string
+	for _, c := range r.GetCntlrs() {
+		errs = append(errs, c.GetError())
+	}
+	return errs
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -126,7 +127,10 @@ func TestFormatSize(t *testing.T) {
 func TestPortalURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		in, want, wantErr string
+		in      string
+		withCA  bool
+		want    string
+		wantErr string
 	}{
 		{in: "127.0.0.1:9520", want: "http://127.0.0.1:9520"},
 		{in: "portal.example:80", want: "http://portal.example:80"},
@@ -136,11 +140,14 @@ func TestPortalURL(t *testing.T) {
 		{in: "", wantErr: "empty"},
 		{in: "ftp://x:21", wantErr: "scheme"},
 		{in: "http://", wantErr: "no host"},
+		{in: "127.0.0.1:9520", withCA: true, want: "https://127.0.0.1:9520"},
+		{in: "https://portal.example:9520", withCA: true, want: "https://portal.example:9520"},
+		{in: "http://portal.example:9520", withCA: true, wantErr: "plain http but a CA file is given"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s ca=%v", tc.in, tc.withCA), func(t *testing.T) {
 			t.Parallel()
-			got, err := portalURL(tc.in)
+			got, err := portalURL(tc.in, tc.withCA)
 			if tc.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.wantErr)
