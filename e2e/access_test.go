@@ -190,6 +190,7 @@ func TestAccessBadHostNQN(t *testing.T) {
 		{"space in the name", "nqn.2014-08.org.example:h 1", []string{"invalid_argument", "is not an NQN"}},
 		{"malformed UUID NQN", "nqn.2014-08.org.nvmexpress:uuid:not-a-uuid", []string{"invalid_argument", "malformed UUID NQN"}},
 		{"the discovery NQN", "nqn.2014-08.org.nvmexpress.discovery", []string{"invalid_argument", "discovery NQN"}},
+		{"no :name (SPDK refuses it)", "nqn.2014-08.org.example", []string{"invalid_argument", "is not an NQN"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := c.vdactl("exp", "create", "--da", "da0", "bad0", "--host-nqn", tc.nqn)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/virtual-disk-array/vda/internal/guest"
 	"github.com/virtual-disk-array/vda/internal/proctest"
 	"github.com/virtual-disk-array/vda/nvmetcp/host"
+	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
@@ -144,7 +146,6 @@ func newCluster(t *testing.T, extra ...string) *cluster {
 	for attempt := 1; ; attempt++ {
 		base, nvme := freeRange(t, 9), freeRange(t, 12)
 		c.portal = net.JoinHostPort("127.0.0.1", strconv.Itoa(freeRange(t, 1)))
-		c.api = vdav1connect.NewPortalServiceClient(&http.Client{Timeout: 30 * time.Second}, "http://"+c.portal)
 		c.args = append([]string{
 			"--state-dir", state, "--portal-listen", c.portal,
 			"--base-port", strconv.Itoa(base), "--nvme-base-port", strconv.Itoa(nvme),
@@ -201,7 +202,43 @@ func (c *cluster) tryStart() error {
 	if out := r.stdout.String(); strings.Contains(out, "NOT READY") {
 		return fmt.Errorf("da0 did not converge:\n%s", out)
 	}
+	api, err := c.portalClient()
+	if err != nil {
+		return err
+	}
+	c.api = api
 	return nil
+}
+
+// portalClient is a client of the cluster's portal as vdactl reaches it:
+// over TLS with the cluster's CA (unless it runs --insecure), with the
+// admin token from the state directory.
+func (c *cluster) portalClient() (vdav1connect.PortalServiceClient, error) {
+	var cfg struct {
+		Portal string `json:"portal"`
+		Token  string `json:"token"`
+		CAFile string `json:"ca_file"`
+	}
+	b, err := os.ReadFile(filepath.Join(c.state, "vdactl.json"))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{ForceAttemptHTTP2: true}
+	if cfg.CAFile != "" {
+		if tr.TLSClientConfig, err = pki.ClientOnly(cfg.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	return vdav1connect.NewPortalServiceClient(&http.Client{Timeout: 30 * time.Second, Transport: tr}, cfg.Portal,
+		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+				req.Header().Set("Authorization", "Bearer "+cfg.Token)
+				return next(ctx, req)
+			}
+		}))), nil
 }
 
 // stop stops vda-cluster with SIGINT (Ctrl-C), as a person does, and
@@ -404,8 +441,10 @@ func (c *cluster) readArray(ctx context.Context, off int64, n int) []byte {
 
 // vdactl runs vdactl against the cluster's portal.
 func (c *cluster) vdactl(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(binDir, "vdactl"), append([]string{"--portal", c.portal}, args...)...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	// vdactl.json, which vda-cluster writes, has the portal's URL, the
+	// CA and the admin token.
+	cmd := exec.Command(filepath.Join(binDir, "vdactl"), args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "VDA_CONFIG="+filepath.Join(c.state, "vdactl.json"))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,6 +56,7 @@ type cli struct {
 	ReadyTimeout  time.Duration    `name:"ready-timeout" help:"How long to wait for each process to serve, for the pds to report, and for da0 to converge." default:"60s" env:"VDA_CLUSTER_READY_TIMEOUT"`
 	StopTimeout   time.Duration    `name:"stop-timeout" help:"How long each process may take to stop after SIGTERM before it is killed." default:"15s" env:"VDA_CLUSTER_STOP_TIMEOUT"`
 	Once          bool             `help:"Set up, print, then stop the cluster cleanly (CI, tests). Exits 1 if da0 did not converge, unless --allow-unready." env:"VDA_CLUSTER_ONCE"`
+	Insecure      bool             `help:"Run the control plane in plaintext, without certificates (the default is TLS with a throwaway CA in <state-dir>/pki). For debugging only; it logs a warning." env:"VDA_CLUSTER_INSECURE"`
 	AllowUnready  bool             `name:"allow-unready" help:"With --once, exit 0 even if da0 did not converge within --ready-timeout (what is not ready is still printed)." env:"VDA_CLUSTER_ALLOW_UNREADY"`
 	Version       kong.VersionFlag `help:"Print the version and exit."`
 }
@@ -155,6 +157,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sec, err := prepareSecurity(l.State, c.Insecure)
+	if err != nil {
+		return err
+	}
 	for _, n := range l.nodes() {
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 			return err
@@ -178,7 +184,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := c.Logger(own)
 	sup := &supervisor{state: l.State, term: stderr, mu: term, log: log, level: c.LogLevel.String()}
 	defer sup.stopAll(c.StopTimeout)
-	log.Info("starting the cluster", "state_dir", l.State, "store", redact(c.DSN), "dns", c.DNs, "cns", c.CNs, "bin_dir", c.BinDir)
+	log.Info("starting the cluster", "state_dir", l.State, "store", redact(c.DSN), "dns", c.DNs, "cns", c.CNs, "bin_dir", c.BinDir, "tls", !c.Insecure)
+	if c.Insecure {
+		log.Warn("--insecure: the control plane runs in plaintext and the agents take calls from anyone on this machine")
+	}
 	// A Ctrl-C while the cluster comes up stops it cleanly too.
 	interrupted := func(err error) error {
 		if ctx.Err() != nil {
@@ -189,10 +198,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	started := time.Now().UnixMilli()
-	if err := startAll(ctx, sup, l, &c); err != nil {
+	if err := startAll(ctx, sup, l, &c, sec); err != nil {
 		return interrupted(err)
 	}
-	api := newPortalClient(l.Portal)
+	api, err := sec.portalClient(l.Portal)
+	if err != nil {
+		return interrupted(err)
+	}
 	if err := setup(ctx, api, l, &c, hostNQN, log); err != nil {
 		return interrupted(err)
 	}
@@ -205,7 +217,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		log.Info("da0 is ready")
 	}
-	if err := report(ctx, stdout, api, l, &c, sup, pending); err != nil {
+	if err := report(ctx, stdout, api, l, &c, sup, sec, pending); err != nil {
 		return interrupted(err)
 	}
 	if c.Once {
@@ -228,7 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // startAll starts the data planes, then the agents, the portal and the
 // monitor, each tier once the one it needs serves.
-func startAll(ctx context.Context, sup *supervisor, l *layout, c *cli) error {
+func startAll(ctx context.Context, sup *supervisor, l *layout, c *cli, sec *security) error {
 	bin := func(name string) string { return filepath.Join(c.BinDir, name) }
 	type starting struct {
 		p     *proc
@@ -253,35 +265,35 @@ func startAll(ctx context.Context, sup *supervisor, l *layout, c *cli) error {
 		if err != nil {
 			return err
 		}
-		tier = append(tier, starting{p, "socket " + n.Socket, both(socketReady(n.Socket), httpReady(n.MetricsAddr(), "/healthz"))})
+		tier = append(tier, starting{p, "socket " + n.Socket, both(socketReady(n.Socket), httpReady(http.DefaultClient, "http://"+n.MetricsAddr(), "/healthz"))})
 	}
 	if err := wait(tier); err != nil {
 		return err
 	}
 	tier = nil
 	for _, n := range l.nodes() {
-		p, err := sup.start(n.Name+"-agent", bin("vda-"+n.Kind+"agent"), "--listen", n.AgentAddr(), "--spdk-socket", n.Socket)
+		p, err := sup.start(n.Name+"-agent", bin("vda-"+n.Kind+"agent"), append([]string{"--listen", n.AgentAddr(), "--spdk-socket", n.Socket}, sec.agentArgs...)...)
 		if err != nil {
 			return err
 		}
-		tier = append(tier, starting{p, "GET /metrics", httpReady(n.AgentAddr(), "/metrics")})
+		tier = append(tier, starting{p, "GET /metrics", sec.ready(n.AgentAddr(), "/metrics")})
 	}
 	if err := wait(tier); err != nil {
 		return err
 	}
-	p, err := sup.start("portal", bin("vda-portal"), "--listen", l.Portal, "--dsn", c.DSN)
+	p, err := sup.start("portal", bin("vda-portal"), append([]string{"--listen", l.Portal, "--dsn", c.DSN, "--admin-token-file", sec.tokenFile}, sec.cpArgs...)...)
 	if err != nil {
 		return err
 	}
-	if err := wait([]starting{{p, "GET /metrics", httpReady(l.Portal, "/metrics")}}); err != nil {
+	if err := wait([]starting{{p, "GET /metrics", sec.ready(l.Portal, "/metrics")}}); err != nil {
 		return err
 	}
 	mon := hostPort(l.MonitorPort)
-	p, err = sup.start("monitor", bin("vda-monitor"), "--listen", mon, "--dsn", c.DSN, "--period", c.MonitorPeriod.String(), "--name", "vda-cluster-monitor")
+	p, err = sup.start("monitor", bin("vda-monitor"), append([]string{"--listen", mon, "--dsn", c.DSN, "--period", c.MonitorPeriod.String(), "--name", "vda-cluster-monitor"}, sec.cpArgs...)...)
 	if err != nil {
 		return err
 	}
-	return wait([]starting{{p, "GET /healthz", httpReady(mon, "/healthz")}})
+	return wait([]starting{{p, "GET /healthz", sec.ready(mon, "/healthz")}})
 }
 
 // lock takes <state>/run/lock, so that two vda-clusters never share a

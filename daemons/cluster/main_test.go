@@ -149,7 +149,20 @@ func TestCluster(t *testing.T) {
 			hostNQN, err := os.ReadFile(filepath.Join(state, "host-nqn"))
 			require.NoError(t, err)
 			assert.Equal(t, strings.TrimSpace(string(hostNQN)), lines[0][3])
-			assert.Contains(t, out, "export VDA_PORTAL=http://"+portal)
+			assert.Contains(t, out, "export VDA_CONFIG="+filepath.Join(state, "vdactl.json"))
+			assert.Contains(t, out, "The control plane runs over TLS with the CA in "+filepath.Join(state, "pki"))
+			// vdactl reaches the portal with what vda-cluster wrote: TLS, the
+			// CA and the admin token.
+			vdactl := exec.Command(filepath.Join(bin, "vdactl"), "whoami")
+			vdactl.Env = append(os.Environ(), "VDA_CONFIG="+filepath.Join(state, "vdactl.json"))
+			who, err := vdactl.CombinedOutput()
+			require.NoError(t, err, "%s", who)
+			assert.Contains(t, string(who), "admin")
+			for name, perm := range map[string]os.FileMode{"vdactl.json": 0o600, "admin.token": 0o600, "pki/ca.key": 0o600, "pki/agent.key": 0o600} {
+				fi, err := os.Stat(filepath.Join(state, name))
+				require.NoError(t, err)
+				assert.Equal(t, perm, fi.Mode().Perm(), name)
+			}
 			if !allowUnready {
 				assert.NotContains(t, out, "NOT READY", "da0 must converge (set %s=1 to allow otherwise)", allowUnreadyEnv)
 			}

@@ -169,14 +169,14 @@ func waitReady(ctx context.Context, p *proc, timeout time.Duration, what string,
 	}
 }
 
-// httpReady answers nil once GET http://addr/path answers 200.
-func httpReady(addr, path string) func(context.Context) error {
+// httpReady answers nil once GET url+path answers 200.
+func httpReady(client *http.Client, url, path string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

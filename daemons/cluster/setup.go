@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -323,7 +322,7 @@ func nvmeConnect(exp *vdav1.Exp, p *vdav1.ExpPath) string {
 }
 
 // report prints, for a person, what the cluster holds and how to use it.
-func report(ctx context.Context, w io.Writer, api vdav1connect.PortalServiceClient, l *layout, c *cli, sup *supervisor, pending []string) error {
+func report(ctx context.Context, w io.Writer, api vdav1connect.PortalServiceClient, l *layout, c *cli, sup *supervisor, sec *security, pending []string) error {
 	da, err := api.GetDa(ctx, connect.NewRequest(&vdav1.GetDaRequest{Name: daName}))
 	if err != nil {
 		return fmt.Errorf("get da %s: %w", daName, err)
@@ -392,15 +391,16 @@ func report(ctx context.Context, w io.Writer, api vdav1connect.PortalServiceClie
 		fmt.Fprintf(&b, " %s=%d", p.name, p.cmd.Process.Pid)
 	}
 	vdactl := c.BinDir + "/vdactl"
-	fmt.Fprintf(&b, "\n\nFrom another terminal:\n  export VDA_PORTAL=http://%s\n  %s cluster summary\n  %s da get %s\n  %s exp get --da %s %s\n  %s da create da1 --size 64MiB\n",
-		l.Portal, vdactl, vdactl, daName, vdactl, daName, expName, vdactl)
+	how := "TLS with the CA in " + sec.dir
+	if sec.insecure {
+		how = "PLAINTEXT (--insecure)"
+	}
+	fmt.Fprintf(&b, "\n\nThe control plane runs over %s; the portal's API takes the admin token in %s.\n", how, sec.tokenFile)
+	fmt.Fprintf(&b, "From another terminal (vdactl.json holds the portal's URL, the CA and the token; mode 0600):\n  export VDA_CONFIG=%s\n  %s cluster summary\n  %s da get %s\n  %s exp get --da %s %s\n  %s da create da1 --size 64MiB\n",
+		sec.configFile, vdactl, vdactl, daName, vdactl, daName, expName, vdactl)
 	if !c.Once {
 		fmt.Fprintf(&b, "\nCtrl-C stops the cluster; run again to come back (state in %s).\n", l.State)
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
-}
-
-func newPortalClient(addr string) vdav1connect.PortalServiceClient {
-	return vdav1connect.NewPortalServiceClient(&http.Client{Timeout: 90 * time.Second}, "http://"+addr)
 }
