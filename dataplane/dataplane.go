@@ -262,6 +262,13 @@ func (d *DataPlane) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("dataplane: %w", err)
 	}
 	defer os.Remove(d.cfg.Socket)
+	// Whoever may connect may delete every volume: only the data plane's
+	// own user (its agent runs as the same) may, whatever the umask.
+	// Linux checks write permission on the socket file at each connect.
+	if err := os.Chmod(d.cfg.Socket, 0o600); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("dataplane: %w", err)
+	}
 	defer func() {
 		d.Target.Stop() // unlistens every address
 		d.cancel()

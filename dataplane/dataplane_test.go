@@ -281,3 +281,13 @@ dmesg | grep -i nvme | tail -20
 	require.NoError(t, d.ReadAt(ctx, got, 16*4096))
 	assert.True(t, bytes.Equal(pattern, got), "the bytes are in the malloc bdev")
 }
+
+// TestSocketOwnerOnly: the JSON-RPC socket, which can delete every volume,
+// is for the data plane's own user only, whatever the umask.
+func TestSocketOwnerOnly(t *testing.T) {
+	s := dataplanetest.Start(t, dataplane.Config{})
+	fi, err := os.Stat(s.Socket)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSocket, fi.Mode().Type())
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}
