@@ -63,6 +63,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	reg := daemon.Registry()
+	if certs != nil {
+		reg.MustRegister(daemon.CertExpiry(certs))
+	}
 	reg.MustRegister(daemon.AppliedGeneration(a.AppliedGeneration))
 	ln, err := daemon.Listen(c.Listen, serverTLS(certs))
 	if err != nil {

@@ -80,6 +80,7 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_agent_applied_generation 2")
+	assert.Contains(t, body, "vda_tls_certificate_expiry_timestamp_seconds ")
 	assert.Contains(t, body, "go_goroutines")
 
 	logs, err := stop(15 * time.Second)

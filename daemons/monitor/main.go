@@ -142,6 +142,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	reg := daemon.Registry()
+	if certs != nil {
+		reg.MustRegister(daemon.CertExpiry(certs))
+	}
 	cfg := monitor.Config{
 		DB: db, Pusher: pusher, Logger: log, Name: c.Name, Registerer: reg,
 		Period: c.Period, StatusTimeout: c.StatusTimeout, Detector: c.detector(), Concurrency: c.Concurrency,

@@ -150,6 +150,7 @@ func TestTLS(t *testing.T) {
 	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_monitor_rounds_total")
+	assert.Contains(t, body, "vda_tls_certificate_expiry_timestamp_seconds ")
 	resp, err := http.Get("http://" + addr + "/metrics")
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -88,6 +88,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// Pushes still running finish before the store closes.
 	defer svc.Close()
 	reg := daemon.Registry()
+	if certs != nil {
+		reg.MustRegister(daemon.CertExpiry(certs))
+	}
 	api, err := portal.NewHandler(svc, portal.HandlerConfig{Registerer: reg})
 	if err != nil {
 		return err

@@ -56,6 +56,7 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 	assert.Contains(t, body, `vda_portal_requests_total{code="not_found",procedure="/vda.v1.PortalService/GetDa"} 2`, "one over Connect, one over gRPC")
 	assert.Contains(t, body, `vda_portal_auth_refusals_total{code="unauthenticated",procedure="/vda.v1.PortalService/GetDa"} 1`)
 	assert.Contains(t, body, "go_goroutines")
+	assert.Contains(t, body, "vda_tls_certificate_expiry_timestamp_seconds ")
 	assert.Contains(t, body, "process_resident_memory_bytes")
 
 	logs, err := stop(15 * time.Second)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/serve"
 )
@@ -47,4 +48,14 @@ func (f TLSFlags) Load(log *slog.Logger) (*pki.Source, error) {
 // Listen listens on addr, over TLS when cfg is not nil (see serve.Listen).
 func Listen(addr string, cfg *tls.Config) (net.Listener, error) {
 	return serve.Listen(addr, cfg)
+}
+
+// CertExpiry is the metric vda_tls_certificate_expiry_timestamp_seconds:
+// when the daemon's certificate, as loaded now (reloads included), stops
+// being valid, so that an alert can fire before it does.
+func CertExpiry(certs *pki.Source) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vda_tls_certificate_expiry_timestamp_seconds",
+		Help: "When this daemon's TLS certificate (--tls-cert, as last reloaded) expires, in seconds since the epoch.",
+	}, func() float64 { return float64(certs.Certificate().NotAfter.Unix()) })
 }
