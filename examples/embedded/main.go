@@ -9,12 +9,17 @@
 //
 // Every API call needs a token: the first run writes an admin token to
 // -token-file (mode 0600); clients send it as "Authorization: Bearer <token>".
+// With -tls-cert, -tls-key and -tls-ca (a certificate with the control-plane
+// identity, see package pki) the API is served over TLS and the agents are
+// called over mutual TLS, as they require; without, everything is plaintext
+// and only agents run with --insecure accept the pushes.
 //
 // Ctrl-C stops both: the monitor first, then the portal, then the store.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/virtual-disk-array/vda/monitor"
+	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/portal"
 	"github.com/virtual-disk-array/vda/store"
 	"github.com/virtual-disk-array/vda/syncup"
@@ -39,14 +45,26 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:9520", "address of the API")
 	period := flag.Duration("period", time.Second, "monitor heartbeat period")
 	tokenFile := flag.String("token-file", "vda-embedded.token", "file of the admin API token, written on the first run")
+	var files pki.Files
+	flag.StringVar(&files.Cert, "tls-cert", "", "certificate (PEM) with the control-plane identity")
+	flag.StringVar(&files.Key, "tls-key", "", "its key (PEM)")
+	flag.StringVar(&files.CA, "tls-ca", "", "CA bundle (PEM) of the cluster")
 	flag.Parse()
 
 	log := slog.New(tint.NewHandler(os.Stderr, &tint.Options{TimeFormat: time.TimeOnly}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", *listen)
+	var certs *pki.Source
+	var err error
+	if files != (pki.Files{}) {
+		certs, err = pki.Load(files, log)
+	}
+	var ln net.Listener
 	if err == nil {
-		err = run(ctx, Config{DSN: "sqlite:" + *dbPath, Listener: ln, Period: *period, Logger: log, TokenFile: *tokenFile})
+		ln, err = net.Listen("tcp", *listen)
+	}
+	if err == nil {
+		err = run(ctx, Config{DSN: "sqlite:" + *dbPath, Listener: ln, Period: *period, Logger: log, TokenFile: *tokenFile, TLS: certs})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "embedded:", err)
@@ -62,6 +80,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// TokenFile holds the admin API token; see portal.EnsureAdminToken.
 	TokenFile string
+	// TLS, if set, serves the API over TLS and calls the agents over
+	// mutual TLS with its certificate; nil means plaintext.
+	TLS *pki.Source
 	// Ready, if set, is called once the API serves.
 	Ready func()
 }
@@ -85,7 +106,15 @@ func run(ctx context.Context, cfg Config) error {
 
 	// One pusher delivers both the portal's changes and the monitor's
 	// retries to the agents.
-	pusher, err := syncup.New(syncup.Config{DB: db, Logger: log})
+	pcfg := syncup.Config{DB: db, Logger: log}
+	ln := cfg.Listener
+	if cfg.TLS != nil {
+		pcfg.TLS = cfg.TLS.ClientConfig()
+		ln = tls.NewListener(ln, cfg.TLS.ServerConfig(false))
+	} else {
+		log.Warn("no TLS: the API is plaintext, and only agents run with --insecure take the pushes")
+	}
+	pusher, err := syncup.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -113,11 +142,11 @@ func run(ctx context.Context, cfg Config) error {
 	monDone := make(chan error, 1)
 	go func() { monDone <- mon.Run(monCtx) }()
 
-	log.Info("VDA control plane serving", "api", cfg.Listener.Addr().String(), "store", cfg.DSN)
+	log.Info("VDA control plane serving", "api", ln.Addr().String(), "tls", cfg.TLS != nil, "store", cfg.DSN)
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
-	served := portal.Serve(ctx, cfg.Listener, handler, 5*time.Second)
+	served := portal.Serve(ctx, ln, handler, 5*time.Second)
 	stopMon()
 	return errors.Join(served, <-monDone)
 }

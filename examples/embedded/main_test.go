@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 
+	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/portal/portaltest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
@@ -22,13 +23,14 @@ import (
 
 // TestEmbedded runs the embedded control plane, registers a dn through
 // its API, watches the monitor find the dn unreachable (no agent runs),
-// and stops it; a second run on the same file finds the dn again.
+// and stops it; a second run on the same file, over TLS, finds the dn
+// again.
 func TestEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	dsn := "sqlite:" + filepath.Join(dir, "vda.db")
 	tokenFile := filepath.Join(dir, "admin.token")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	start := func(t *testing.T) (vdav1connect.PortalServiceClient, func() error) {
+	start := func(t *testing.T, certs *pki.Source) (vdav1connect.PortalServiceClient, func() error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -36,7 +38,7 @@ func TestEmbedded(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, Config{DSN: dsn, Listener: ln, Period: 50 * time.Millisecond, Logger: log,
-				TokenFile: tokenFile, Ready: func() { close(ready) }})
+				TokenFile: tokenFile, TLS: certs, Ready: func() { close(ready) }})
 		}()
 		select {
 		case <-ready:
@@ -45,13 +47,18 @@ func TestEmbedded(t *testing.T) {
 		}
 		token, err := os.ReadFile(tokenFile)
 		require.NoError(t, err)
-		c := vdav1connect.NewPortalServiceClient(http.DefaultClient, "http://"+ln.Addr().String(),
-			portaltest.WithToken(strings.TrimSpace(string(token))))
+		httpc, url := http.DefaultClient, "http://"+ln.Addr().String()
+		if certs != nil {
+			cfg, err := pki.ClientOnly(filepath.Join(dir, "ca.crt"))
+			require.NoError(t, err)
+			httpc, url = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}, "https://"+ln.Addr().String()
+		}
+		c := vdav1connect.NewPortalServiceClient(httpc, url, portaltest.WithToken(strings.TrimSpace(string(token))))
 		return c, func() error { cancel(); return <-done }
 	}
 
 	ctx := context.Background()
-	c, stop := start(t)
+	c, stop := start(t, nil)
 	_, err := c.CreateDn(ctx, connect.NewRequest(&vdav1.CreateDnRequest{Name: "dn0", AgentAddress: "127.0.0.1:1",
 		Listener: &vdav1.NvmfListener{Traddr: "127.0.0.1", Trsvcid: "4420"}}))
 	require.NoError(t, err)
@@ -64,7 +71,15 @@ func TestEmbedded(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	require.NoError(t, stop())
 
-	c, stop = start(t)
+	ca, err := pki.NewCA("test", time.Hour)
+	require.NoError(t, err)
+	require.NoError(t, ca.WriteFiles(dir, "ca"))
+	cert, key, err := ca.Issue(pki.Leaf{CommonName: "embedded", Identity: pki.ControlPlane, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	require.NoError(t, err)
+	require.NoError(t, pki.WriteFiles(dir, "embedded", cert, key))
+	certs, err := pki.Load(pki.Files{Cert: filepath.Join(dir, "embedded.crt"), Key: filepath.Join(dir, "embedded.key"), CA: filepath.Join(dir, "ca.crt")}, log)
+	require.NoError(t, err)
+	c, stop = start(t, certs)
 	sum, err := c.GetClusterSummary(ctx, connect.NewRequest(&vdav1.GetClusterSummaryRequest{}))
 	require.NoError(t, err)
 	require.EqualValues(t, 1, sum.Msg.Summary.DnCount)
