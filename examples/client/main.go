@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,7 +46,8 @@ func main() {
 	var o Options
 	var size string
 	var vds, cntlrs uint
-	flag.StringVar(&o.Portal, "portal", "http://127.0.0.1:9520", "the portal's URL")
+	flag.StringVar(&o.Portal, "portal", "https://127.0.0.1:9520", "the portal's URL")
+	caFile := flag.String("ca-file", "", "CA bundle (PEM) to verify an https portal with (default: the system's roots)")
 	flag.StringVar(&o.Token, "token", "", "API token, operator or admin (default $VDA_TOKEN)")
 	flag.StringVar(&o.Name, "name", "da1", "name of the array")
 	flag.StringVar(&size, "size", "1GiB", "size of the array (bytes, or with KiB/MiB/GiB/TiB)")
@@ -62,7 +65,12 @@ func main() {
 		os.Exit(2)
 	}
 	o.VDs, o.Cntlrs = uint32(vds), uint32(cntlrs)
-	if err := run(context.Background(), http.DefaultClient, o, os.Stdout); err != nil {
+	hc, err := httpClient(*caFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		os.Exit(2)
+	}
+	if err := run(context.Background(), hc, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
 		os.Exit(1)
 	}
@@ -158,4 +166,25 @@ func parseSize(s string) (uint64, error) {
 		return 0, errors.New("size: want a positive number of bytes, optionally with KiB, MiB, GiB or TiB")
 	}
 	return n * mult, nil
+}
+
+// httpClient trusts only the CA bundle in caFile, or the system's roots
+// when caFile is empty: a VDA portal's certificate usually comes from the
+// cluster's own CA (vda-cluster's is <state-dir>/pki/ca.crt).
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+	}
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+	}}, nil
 }

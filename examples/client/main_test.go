@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/virtual-disk-array/vda/auth"
@@ -125,4 +128,25 @@ func TestParseSize(t *testing.T) {
 		require.NoError(t, err, tc.in)
 		require.Equal(t, tc.want, got, tc.in)
 	}
+}
+
+// TestHTTPClient: -ca-file makes the client trust the portal's CA, and
+// only it.
+func TestHTTPClient(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644))
+	hc, err := httpClient(caFile)
+	require.NoError(t, err)
+	resp, err := hc.Get(srv.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	_, err = http.DefaultClient.Get(srv.URL)
+	assert.ErrorContains(t, err, "certificate", "the system's roots do not know the test CA")
+	_, err = httpClient(filepath.Join(t.TempDir(), "missing.crt"))
+	assert.Error(t, err)
+	require.NoError(t, os.WriteFile(caFile, []byte("junk"), 0o644))
+	_, err = httpClient(caFile)
+	assert.ErrorContains(t, err, "no PEM certificate")
 }
