@@ -23,6 +23,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/internal/guest"
 	"github.com/virtual-disk-array/vda/internal/proctest"
 	"github.com/virtual-disk-array/vda/nvmetcp/host"
@@ -233,12 +234,7 @@ func (c *cluster) portalClient() (vdav1connect.PortalServiceClient, error) {
 		}
 	}
 	return vdav1connect.NewPortalServiceClient(&http.Client{Timeout: 30 * time.Second, Transport: tr}, cfg.Portal,
-		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-				req.Header().Set("Authorization", "Bearer "+cfg.Token)
-				return next(ctx, req)
-			}
-		}))), nil
+		auth.WithBearer(cfg.Token)), nil
 }
 
 // stop stops vda-cluster with SIGINT (Ctrl-C), as a person does, and

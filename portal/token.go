@@ -147,51 +147,62 @@ func (s *Service) forcePusher() (ForcePusher, error) {
 }
 
 func (s *Service) SyncupDn(ctx context.Context, req *connect.Request[vdav1.SyncupDnRequest]) (*connect.Response[vdav1.SyncupDnResponse], error) {
-	name := req.Msg.GetName()
-	if err := vda.ValidateName("name", name); err != nil {
-		return nil, err
-	}
-	fp, err := s.forcePusher()
+	rep, err := syncupNode(ctx, s, "dn", req.Msg.GetName(), req.Msg.GetForce(),
+		func(ctx context.Context, tx *store.Tx, name string) (vda.DNID, error) {
+			dn, err := tx.DN(ctx, name)
+			return dn.ID, err
+		},
+		func(fp ForcePusher) func(context.Context, vda.DNID, bool) (*vdav1.DnReport, error) {
+			return fp.PushDNForce
+		})
 	if err != nil {
 		return nil, err
-	}
-	var dn store.DN
-	if err := s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
-		dn, err = tx.DN(ctx, name)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	s.log.InfoContext(ctx, "syncup requested", "kind", "dn", "name", name, "force", req.Msg.GetForce(), "caller", callerName(ctx))
-	rep, err := fp.PushDNForce(ctx, dn.ID, req.Msg.GetForce())
-	if err != nil {
-		return nil, pushError("dn", name, err)
 	}
 	return connect.NewResponse(&vdav1.SyncupDnResponse{Report: rep}), nil
 }
 
 func (s *Service) SyncupCn(ctx context.Context, req *connect.Request[vdav1.SyncupCnRequest]) (*connect.Response[vdav1.SyncupCnResponse], error) {
-	name := req.Msg.GetName()
-	if err := vda.ValidateName("name", name); err != nil {
+	rep, err := syncupNode(ctx, s, "cn", req.Msg.GetName(), req.Msg.GetForce(),
+		func(ctx context.Context, tx *store.Tx, name string) (vda.CNID, error) {
+			cn, err := tx.CN(ctx, name)
+			return cn.ID, err
+		},
+		func(fp ForcePusher) func(context.Context, vda.CNID, bool) (*vdav1.CnReport, error) {
+			return fp.PushCNForce
+		})
+	if err != nil {
 		return nil, err
+	}
+	return connect.NewResponse(&vdav1.SyncupCnResponse{Report: rep}), nil
+}
+
+// syncupNode is SyncupDn and SyncupCn: find the node by name, then push
+// its desired state with the force flag and return the agent's report.
+func syncupNode[ID any, R any](ctx context.Context, s *Service, kind, name string, force bool,
+	lookup func(context.Context, *store.Tx, string) (ID, error),
+	pushOf func(ForcePusher) func(context.Context, ID, bool) (R, error),
+) (R, error) {
+	var zero R
+	if err := vda.ValidateName("name", name); err != nil {
+		return zero, err
 	}
 	fp, err := s.forcePusher()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	var cn store.CN
+	var id ID
 	if err := s.db.View(ctx, func(ctx context.Context, tx *store.Tx) error {
-		cn, err = tx.CN(ctx, name)
+		id, err = lookup(ctx, tx, name)
 		return err
 	}); err != nil {
-		return nil, err
+		return zero, err
 	}
-	s.log.InfoContext(ctx, "syncup requested", "kind", "cn", "name", name, "force", req.Msg.GetForce(), "caller", callerName(ctx))
-	rep, err := fp.PushCNForce(ctx, cn.ID, req.Msg.GetForce())
+	s.log.InfoContext(ctx, "syncup requested", "kind", kind, "name", name, "force", force, "caller", callerName(ctx))
+	rep, err := pushOf(fp)(ctx, id, force)
 	if err != nil {
-		return nil, pushError("cn", name, err)
+		return zero, pushError(kind, name, err)
 	}
-	return connect.NewResponse(&vdav1.SyncupCnResponse{Report: rep}), nil
+	return rep, nil
 }
 
 // pushError is a forced syncup's failure as the client sees it: the

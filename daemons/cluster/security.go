@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"connectrpc.com/connect"
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
@@ -127,7 +127,7 @@ func (s *security) portalClient(portal string) (vdav1connect.PortalServiceClient
 	if err := writePrivate(s.configFile, append(data, '\n')); err != nil {
 		return nil, err
 	}
-	return vdav1connect.NewPortalServiceClient(s.client, s.scheme()+portal, connect.WithInterceptors(bearer(token))), nil
+	return vdav1connect.NewPortalServiceClient(s.client, s.scheme()+portal, auth.WithBearer(token)), nil
 }
 
 // writePrivate writes a file only its owner may read, through a
@@ -142,28 +142,6 @@ func writePrivate(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// bearer adds the API token to every call.
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", "Bearer "+string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 // ready answers nil once GET path on addr answers 200, over TLS unless

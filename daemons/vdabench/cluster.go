@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/nvmetcp/host"
 	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
@@ -87,7 +88,7 @@ func runCluster(ctx context.Context, c clusterCmd, out io.Writer) error {
 		return fmt.Errorf("--ca-file: %w", err)
 	}
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
-	api := vdav1connect.NewPortalServiceClient(httpc, portalURL(c.Portal), connect.WithInterceptors(bearer(c.Token)))
+	api := vdav1connect.NewPortalServiceClient(httpc, portalURL(c.Portal), auth.WithBearer(c.Token))
 	name := func(i int) string { return fmt.Sprintf("%s%d", c.Prefix, i) }
 
 	// The arrays go at the end, and at Ctrl-C (ctx canceled): cleanup runs
@@ -271,15 +272,3 @@ func deleteArray(ctx context.Context, api vdav1connect.PortalServiceClient, name
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// bearer sends the API token, if any, with every call.
-func bearer(token string) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if token != "" {
-				req.Header().Set("Authorization", "Bearer "+token)
-			}
-			return next(ctx, req)
-		}
-	}
-}

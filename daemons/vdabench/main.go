@@ -140,7 +140,7 @@ func runPortal(ctx context.Context, c portalCmd, out io.Writer) error {
 		}); err != nil {
 			return err
 		}
-		opts = append(opts, connect.WithInterceptors(bearerToken(bearer)))
+		opts = append(opts, auth.WithBearer(bearer))
 	}
 	tlsDir, err := os.MkdirTemp("", "vdabench-tls-")
 	if err != nil {
@@ -322,16 +322,6 @@ func h2cClient() *http.Client {
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: protocols}}
-}
-
-// bearerToken sends an API token with every call.
-func bearerToken(token string) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+token)
-			return next(ctx, req)
-		}
-	}
 }
 
 // benchTLS returns the server's TLS config (nil: h2c), a client for it and

@@ -15,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/virtual-disk-array/vda/auth"
 	"github.com/virtual-disk-array/vda/pki"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 )
@@ -83,25 +84,13 @@ func newPortalClient(s connSettings, timeout time.Duration) (vdav1connect.Portal
 	tr.ForceAttemptHTTP2 = true
 	var interceptors []connect.Interceptor
 	if s.token != "" {
-		interceptors = append(interceptors, bearerInterceptor(s.token))
+		interceptors = append(interceptors, auth.Bearer(s.token))
 	}
 	if timeout > 0 {
 		interceptors = append(interceptors, timeoutInterceptor(timeout))
 	}
 	return vdav1connect.NewPortalServiceClient(&http.Client{Transport: tr}, s.portal,
 		connect.WithInterceptors(interceptors...)), nil
-}
-
-// bearerInterceptor sends token as "Authorization: Bearer <token>" on each
-// unary call.
-func bearerInterceptor(token string) connect.UnaryInterceptorFunc {
-	value := "Bearer " + token
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", value)
-			return next(ctx, req)
-		}
-	}
 }
 
 // timeoutInterceptor puts a deadline on each unary call.

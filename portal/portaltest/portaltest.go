@@ -108,35 +108,9 @@ func (s *Server) GRPCClientWithToken(token string) vdav1connect.PortalServiceCli
 }
 
 // WithToken makes a client send "Authorization: Bearer <token>" with
-// every call; "" sends nothing.
+// every call; "" sends nothing. It is auth.WithBearer.
 func WithToken(token string) connect.ClientOption {
-	return connect.WithInterceptors(bearer(token))
-}
-
-// bearer is a client interceptor that sets the Authorization header.
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if b != "" && req.Spec().IsClient {
-			req.Header().Set("Authorization", "Bearer "+string(b))
-		}
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		if b != "" {
-			conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		}
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
+	return auth.WithBearer(token)
 }
 
 // H2CClient is an HTTP client that speaks unencrypted HTTP/2, as gRPC needs.
