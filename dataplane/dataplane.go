@@ -111,6 +111,9 @@ func New(cfg Config) (*DataPlane, error) {
 	cfg.Model.Dial = d.dial // the NVMe/TCP initiator (initiator.go)
 	cfg.Model.Changed = d.changed
 	cfg.Model.Controllers = d.controllers
+	if cfg.Model.Logger == nil {
+		cfg.Model.Logger = cfg.Logger
+	}
 	d.Target = model.New(cfg.Model)
 	return d, nil
 }

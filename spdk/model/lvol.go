@@ -96,7 +96,7 @@ func (t *Target) destroyLvstore(s *lvstore, erase bool) {
 		t.unregister(l.bdev)
 	}
 	s.lvols = nil
-	s.closeData(erase)
+	s.closeData(t.log, erase)
 	s.base.release(s)
 	t.lvstores = slices.DeleteFunc(t.lvstores, func(x *lvstore) bool { return x == s })
 }

@@ -221,7 +221,7 @@ func (l *lvol) allocatedClusters() uint64 {
 // closeData closes the lvstore's lvs store (the base went away); destroy
 // also erases its superblock (bdev_lvol_delete_lvstore), so that examine
 // no longer finds it.
-func (s *lvstore) closeData(destroy bool) {
+func (s *lvstore) closeData(log *slog.Logger, destroy bool) {
 	if s.store == nil {
 		return
 	}
@@ -232,7 +232,7 @@ func (s *lvstore) closeData(destroy bool) {
 		err = s.store.Close()
 	}
 	if err != nil && destroy {
-		slog.Default().Warn("spdk model: lvstore data not erased", "lvstore", s.name, "base", s.base.name, "err", err)
+		log.Warn("spdk model: lvstore data not erased", "lvstore", s.name, "base", s.base.name, "err", err)
 	}
 	s.store = nil
 }
@@ -254,7 +254,7 @@ func (t *Target) examineLvs(b *bdev) {
 	if probe == nil {
 		return
 	}
-	log := slog.Default().With("bdev", b.name)
+	log := t.log.With("bdev", b.name)
 	info, err := lvs.Probe(probe)
 	switch {
 	case errors.Is(err, lvs.ErrNotFormatted):

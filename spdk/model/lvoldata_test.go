@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -335,7 +337,8 @@ func TestLvolExamineLeavesAlone(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := spdktest.Start(t, model.Config{})
+			var logs bytes.Buffer
+			srv := spdktest.Start(t, model.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			c := srv.Client()
 			path := tc.file()
 			before, err := os.ReadFile(path)
@@ -351,6 +354,9 @@ func TestLvolExamineLeavesAlone(t *testing.T) {
 			after, err := os.ReadFile(path)
 			require.NoError(t, err)
 			assert.True(t, bytes.Equal(before, after), "not written")
+			if strings.HasPrefix(tc.name, "bad") {
+				assert.Contains(t, logs.String(), "examine", "the target's own logger hears of it")
+			}
 		})
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -21,6 +22,10 @@ type Config struct {
 	// Now is the clock: it drives reconnect delays, controller-loss
 	// timeouts and iostat ticks. nil means time.Now.
 	Now func() time.Time
+	// Logger receives what SPDK would log and no request answers: an
+	// lvstore that examine leaves alone, data that could not be erased.
+	// nil means slog.Default().
+	Logger *slog.Logger
 	// HostNQN is the default host NQN of bdev_nvme_attach_controller. ""
 	// means nqn.2014-08.org.nvmexpress:uuid:<HostID>, as SPDK generates.
 	HostNQN string
@@ -98,6 +103,7 @@ type Config struct {
 type Target struct {
 	fabric    *Fabric
 	now       func() time.Time
+	log       *slog.Logger
 	start     time.Time
 	hostNQN   string
 	hostID    string
@@ -140,6 +146,7 @@ func New(cfg Config) *Target {
 	t := &Target{
 		fabric:    cfg.Fabric,
 		now:       cfg.Now,
+		log:       cfg.Logger,
 		hostNQN:   cfg.HostNQN,
 		hostID:    cfg.HostID,
 		fileSize:  cfg.FileSize,
@@ -160,6 +167,9 @@ func New(cfg Config) *Target {
 	}
 	if t.now == nil {
 		t.now = time.Now
+	}
+	if t.log == nil {
+		t.log = slog.Default()
 	}
 	if t.fileSize == nil {
 		t.fileSize = osFileSize
