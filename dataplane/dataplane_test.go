@@ -227,10 +227,18 @@ echo "ns2: $(ls /sys/block | grep 'n2$' | tr '\n' ' ')"
 echo "anachange marker: $(echo ana | nc %s %s)"
 for i in $(seq 1 40); do grep -q inaccessible /sys/block/nvme*c*n1/ana_state 2>/dev/null && break; sleep 0.25; done
 for f in /sys/block/nvme*c*n1/ana_state; do echo "ana2 $f $(cat $f)"; done
+head=
+for d in /sys/block/nvme*n1; do
+  b=${d##*/}
+  case $b in *c*) continue;; esac
+  [ "$(cat $d/device/subsysnqn 2>/dev/null)" = "%s" ] && head=/dev/$b
+done
+echo "head=$head"
+dd if=$head of=/dev/null bs=4096 count=64 iflag=direct 2>/dev/null && echo ANA-IO-OK || echo ANA-IO-FAILED
 ls /sys/block
 dmesg | grep -i nvme | tail -20
 `, guest.HostAddr, host, nqn1, p1, guest.HostAddr, mport, guest.HostAddr, mport, nqn1, p2, fenced, p1, nqn2, p2, nqn2, p3,
-		guest.HostAddr, p1, host, guest.HostAddr, mport, guest.HostAddr, mport)
+		guest.HostAddr, p1, host, guest.HostAddr, mport, guest.HostAddr, mport, nqn2)
 	res, err := k.Boot(context.Background(), guest.Run{
 		Modules:  []string{"nvme-tcp"},
 		Script:   script,
@@ -274,6 +282,7 @@ dmesg | grep -i nvme | tail -20
 	assert.Regexp(t, `ns2: .*\bnvme\d+n2\b`, out, "the namespace added after Connect appeared")
 	assert.Contains(t, out, "anachange marker: ok")
 	assert.ElementsMatch(t, []string{"inaccessible", "non-optimized"}, states2, "the ANA change reached the path")
+	assert.Contains(t, out, "ANA-IO-OK", "the namespace still serves through the other path")
 
 	d, err := dp.Target.Open("m0")
 	require.NoError(t, err)

@@ -32,6 +32,10 @@ const (
 	scInvalidLogPage   = 0x09 // SCT 1
 	scConnectInvParams = 0x82 // SCT 1: Connect Invalid Parameters
 	scConnectInvHost   = 0x84 // SCT 1: Connect Invalid Host
+	sctPath            = 3    // path related
+	scANAPersistLoss   = 0x01 // SCT 3: Asymmetric Access Persistent Loss
+	scANAInaccessible  = 0x02 // SCT 3: Asymmetric Access Inaccessible
+	scANATransition    = 0x03 // SCT 3: Asymmetric Access Transition
 )
 
 type status uint16

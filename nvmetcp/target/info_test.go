@@ -2,6 +2,7 @@ package target_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -126,4 +127,45 @@ func TestNoANAReporting(t *testing.T) {
 	assert.Equal(t, uint32(2), le.Uint32(l[20:]), "two namespaces")
 	assert.Equal(t, []uint32{1, 2}, []uint32{le.Uint32(l[48:]), le.Uint32(l[52:])})
 	assert.Equal(t, byte(nvmetcp.ANAOptimized), l[32]&0xF, "the state of the group's first namespace")
+}
+
+// TestANAStateRefusesIO: with ANA reporting, I/O to a namespace whose ANA
+// group is inaccessible, persistently lost or in transition on the
+// host's path gets SPDK's path status (SCT 3) without DNR, so that the
+// host retries on another path; optimized and non-optimized groups serve
+// it. Without ANA reporting every path serves, as in SPDK.
+func TestANAStateRefusesIO(t *testing.T) {
+	dev := modelNS{newMem(4096, 1<<20)}
+	states := []nvmetcp.ANAState{nvmetcp.ANAOptimized, nvmetcp.ANANonOptimized, nvmetcp.ANAInaccessible, nvmetcp.ANAPersistentLoss, nvmetcp.ANAChange}
+	for _, reporting := range []bool{true, false} {
+		var ns []target.NS
+		for i, s := range states {
+			ns = append(ns, target.NS{NSID: uint32(i + 1), Dev: dev, ANAState: s})
+		}
+		cat := newLiveCatalog()
+		cat.set(&target.Subsystem{NQN: subNQN, AllowAnyHost: true, MaxNamespaces: 8, ANAReporting: reporting, Namespaces: ns})
+		srv, err := target.NewServer(cat, target.Config{})
+		require.NoError(t, err)
+		e := serveServer(t, srv)
+		_, cntlid := connectAs(t, e.addr, subNQN, hostNQN)
+		q := dial(t, e.addr, 0)
+		ok(t, "io connect", q.connect(1, cntlid, subNQN, hostNQN, 0))
+		for i, s := range states {
+			read := withNSID(rw(0x02, 0, 1), uint32(i+1))
+			cqe, _ := q.exec(read, nil, false, 4096)
+			write := withNSID(rw(0x01, 0, 1), uint32(i+1))
+			wcqe, _ := q.exec(write, make([]byte, 4096), true, 0)
+			flush := withNSID(rw(0x00, 0, 1), uint32(i+1))
+			fcqe, _ := q.exec(flush, nil, false, 0)
+			want := map[nvmetcp.ANAState]uint8{nvmetcp.ANAPersistentLoss: 0x01, nvmetcp.ANAInaccessible: 0x02, nvmetcp.ANAChange: 0x03}[s]
+			for what, c := range map[string]nvmetcp.CQE{"read": cqe, "write": wcqe, "flush": fcqe} {
+				if !reporting || want == 0 {
+					ok(t, fmt.Sprintf("%s on %#x (ana reporting %v)", what, s, reporting), c)
+					continue
+				}
+				wantStatus(t, fmt.Sprintf("%s on %#x", what, s), c, 3, want)
+				assert.False(t, c.DNR(), "a path error is retried elsewhere")
+			}
+		}
+	}
 }

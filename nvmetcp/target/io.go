@@ -23,6 +23,9 @@ func (c *conn) io(sqe *nvmetcp.SQE, data []byte) error {
 	if n == nil {
 		return c.respond(sqe, stInvalidNS, 0, 0)
 	}
+	if s := anaStatus(c, n); s != stOK {
+		return c.respond(sqe, s, 0, 0)
+	}
 	var off, length uint64
 	op := sqe.Opcode()
 	switch op {
@@ -67,6 +70,26 @@ func (c *conn) io(sqe *nvmetcp.SQE, data []byte) error {
 	}
 	c.dispatch(cm)
 	return nil
+}
+
+// anaStatus is SPDK's answer to I/O on a path whose ANA group is neither
+// optimized nor non-optimized: a path error without DNR, so that the host
+// retries on another path (Linux's multipath requeues it and rereads the
+// ANA log) instead of failing the I/O. Without ANA reporting every path is
+// optimized, as in SPDK.
+func anaStatus(c *conn, n *NS) status {
+	if !c.ctrl.sub.Load().ANAReporting {
+		return stOK
+	}
+	switch n.ANAState {
+	case nvmetcp.ANAInaccessible:
+		return st(sctPath, scANAInaccessible, false)
+	case nvmetcp.ANAPersistentLoss:
+		return st(sctPath, scANAPersistLoss, false)
+	case nvmetcp.ANAChange:
+		return st(sctPath, scANATransition, false)
+	}
+	return stOK
 }
 
 // lbaRange returns the byte range of a Read, Write or Write Zeroes.
