@@ -160,6 +160,13 @@ func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			level = slog.LevelDebug
 		}
 		attrs := []any{"procedure", procedure, "code", code, "ms", float64(elapsed.Microseconds()) / 1000, "peer", req.Peer().Addr}
+		// Who did it: the audit trail of every change.
+		if c, ok := auth.CallerFrom(ctx); ok {
+			attrs = append(attrs, "caller", c.Name)
+			if c.ID != "" {
+				attrs = append(attrs, "token_id", c.ID)
+			}
+		}
 		if err != nil {
 			attrs = append(attrs, "err", err.Error())
 		}
