@@ -48,6 +48,9 @@ func setup(ctx context.Context, api vdav1connect.PortalServiceClient, l *layout,
 			return err
 		}
 	}
+	if err := warnUnstarted(ctx, api, l, log); err != nil {
+		return err
+	}
 	_, err := api.GetDa(ctx, connect.NewRequest(&vdav1.GetDaRequest{Name: daName}))
 	switch {
 	case connect.CodeOf(err) == connect.CodeNotFound:
@@ -85,8 +88,13 @@ func setup(ctx context.Context, api vdav1connect.PortalServiceClient, l *layout,
 			return err
 		}
 	}
-	_, err = api.GetExp(ctx, connect.NewRequest(&vdav1.GetExpRequest{DaName: daName, Name: expName}))
+	exp, err := api.GetExp(ctx, connect.NewRequest(&vdav1.GetExpRequest{DaName: daName, Name: expName}))
 	switch {
+	case err == nil && c.HostNQN != "" && exp.Msg.GetExp().GetHostNqn() != c.HostNQN:
+		// An exporter's host NQN is fixed: changing it quietly would cut
+		// the host that uses it off.
+		log.Warn("--host-nqn differs from the exporter the cluster has; the exporter is kept (delete it with vdactl exp delete to change it)",
+			"exp", expName, "host_nqn", exp.Msg.GetExp().GetHostNqn(), "flag", c.HostNQN)
 	case connect.CodeOf(err) == connect.CodeNotFound:
 		if _, err := api.CreateExp(ctx, connect.NewRequest(&vdav1.CreateExpRequest{DaName: daName, Name: expName, HostNqn: hostNQN})); err != nil {
 			return fmt.Errorf("create exp %s: %w", expName, err)
@@ -248,6 +256,40 @@ func errSuffix(s *vdav1.Status) string {
 		return ""
 	}
 	return ": " + s.GetError()
+}
+
+// warnUnstarted names the nodes the store holds that this run does not
+// start (an earlier run had more --dns or --cns): whatever lives on them
+// stays unreachable, and the monitor fails their controllers over.
+func warnUnstarted(ctx context.Context, api vdav1connect.PortalServiceClient, l *layout, log *slog.Logger) error {
+	started := map[string]bool{}
+	for _, n := range l.nodes() {
+		started[n.Kind+"/"+n.Name] = true
+	}
+	var missing []string
+	dns, err := api.ListDn(ctx, connect.NewRequest(&vdav1.ListDnRequest{PageSize: 1000}))
+	if err != nil {
+		return fmt.Errorf("list dns: %w", err)
+	}
+	for _, d := range dns.Msg.GetDns() {
+		if !started["dn/"+d.GetName()] {
+			missing = append(missing, d.GetName())
+		}
+	}
+	cns, err := api.ListCn(ctx, connect.NewRequest(&vdav1.ListCnRequest{PageSize: 1000}))
+	if err != nil {
+		return fmt.Errorf("list cns: %w", err)
+	}
+	for _, n := range cns.Msg.GetCns() {
+		if !started["cn/"+n.GetName()] {
+			missing = append(missing, n.GetName())
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("the store holds nodes this run does not start: what lives on them is unreachable; run with as many --dns and --cns as before, or delete them with vdactl",
+			"nodes", strings.Join(missing, ", "), "dns", len(l.Dns), "cns", len(l.Cns))
+	}
+	return nil
 }
 
 // waitConverged waits until GetDa reports every vd and controller of the
