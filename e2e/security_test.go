@@ -171,3 +171,75 @@ func TestControlPlaneSecurity(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(logs), "call refused")
 }
+
+// TestRolesThroughVdactl: on the running cluster, through vdactl as a
+// person uses it, an admin makes a read-only and an operator token; each
+// can do what its role covers and gets permission_denied, with the
+// hint, for the rest, and the cluster is unchanged by the refusals. The
+// admin's syncup of a node goes through the portal to the real agent, and
+// with --force too.
+func TestRolesThroughVdactl(t *testing.T) {
+	needBinaries(t)
+	c := newCluster(t)
+	secret := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[len(f)-1], "vda_") {
+				return f[len(f)-1]
+			}
+		}
+		t.Fatalf("no token in %q", out)
+		return ""
+	}
+	out, err := c.vdactl("token", "create", "ro", "--role", "read-only")
+	require.NoError(t, err, out)
+	ro := secret(out)
+	out, err = c.vdactl("token", "create", "ops", "--role", "operator")
+	require.NoError(t, err, out)
+	ops := secret(out)
+	before := c.snapshot()
+
+	for _, tc := range []struct {
+		token string
+		args  []string
+		ok    bool
+	}{
+		{ro, []string{"da", "list"}, true},
+		{ro, []string{"whoami"}, true},
+		{ro, []string{"da", "create", "nope", "--size", "64MiB"}, false},
+		{ro, []string{"exp", "delete", "--da", "da0", "host0"}, false},
+		{ro, []string{"token", "list"}, false},
+		{ops, []string{"da", "get", "da0"}, true},
+		{ops, []string{"dn", "delete", "dn0"}, false},
+		{ops, []string{"pd", "create", "--dn", "dn0", "m9", "--malloc-size", "16MiB"}, false},
+		{ops, []string{"dn", "syncup", "dn0", "--force"}, false},
+		{ops, []string{"token", "create", "mine", "--role", "admin"}, false},
+	} {
+		out, err := c.vdactl(append([]string{"--token", tc.token}, tc.args...)...)
+		if tc.ok {
+			assert.NoError(t, err, "%v: %s", tc.args, out)
+			continue
+		}
+		require.Error(t, err, "%v must be refused: %s", tc.args, out)
+		assert.Contains(t, out, "permission_denied", "%v", tc.args)
+		assert.Contains(t, out, "hint:", "%v", tc.args)
+		assert.NotContains(t, out, tc.token, "the token is never printed")
+	}
+	assert.Equal(t, before, c.snapshot(), "the refusals changed nothing")
+
+	// An operator does manage arrays and exporters.
+	out, err = c.vdactl("--token", ops, "exp", "create", "--da", "da0", "host1", "--host-nqn", "nqn.2014-08.org.example:host1")
+	require.NoError(t, err, out)
+	out, err = c.vdactl("--token", ops, "exp", "delete", "--da", "da0", "host1")
+	require.NoError(t, err, out)
+
+	// The admin's syncup reaches the agent and comes back with its report.
+	for _, args := range [][]string{{"dn", "syncup", "dn0"}, {"cn", "syncup", "cn0", "--force"}} {
+		out, err := c.vdactl(args...)
+		require.NoError(t, err, "%v: %s", args, out)
+	}
+	out, err = c.vdactl("token", "delete", "ro")
+	require.NoError(t, err, out)
+	out, err = c.vdactl("--token", ro, "da", "list")
+	require.Error(t, err)
+	assert.Contains(t, out, "unauthenticated", "a deleted token is refused at once")
+}
