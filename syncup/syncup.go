@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -32,7 +33,8 @@ type Config struct {
 	// DB is the cluster's store. Required.
 	DB *store.DB
 	// HTTPClient reaches the agents; nil means a client of its own, over
-	// TLS with TLS's certificate when TLS is set, else over plaintext h2c.
+	// TLS with TLS's certificate when TLS is set, else over plaintext
+	// HTTP/1.1.
 	HTTPClient connect.HTTPClient
 	// TLS is the control plane's client side of mutual TLS
 	// (pki.Source.ClientConfig): agents' addresses are then dialled as
@@ -47,6 +49,12 @@ type Config struct {
 	Now func() time.Time
 	// ClientOptions are passed to the agents' Connect clients.
 	ClientOptions []connect.ClientOption
+	// Recycle is how often the pusher's own TLS client closes its idle
+	// connections to the agents, so that a rotated certificate or CA
+	// bundle is used within that time: the connections that heartbeats
+	// keep alive would otherwise keep their first handshake for ever.
+	// 0 means a minute; it does nothing with a given HTTPClient.
+	Recycle time.Duration
 }
 
 // Pusher pushes nodes' desired states to their agents. It is safe for
@@ -59,6 +67,12 @@ type Pusher struct {
 	log     *slog.Logger
 	now     func() time.Time
 	opts    []connect.ClientOption
+
+	// closeIdle closes the idle connections of the pusher's own client;
+	// lastRecycle is when it last did, in UnixNano.
+	closeIdle   func()
+	recycle     time.Duration
+	lastRecycle atomic.Int64
 
 	mu  sync.Mutex
 	dns map[string]vdav1connect.DnAgentServiceClient
@@ -80,7 +94,13 @@ func New(cfg Config) (*Pusher, error) {
 		p.scheme = "https://"
 	}
 	if p.http == nil {
-		p.http = newHTTPClient(cfg.TLS)
+		hc := newHTTPClient(cfg.TLS)
+		p.http = hc
+		if cfg.TLS != nil {
+			p.closeIdle = hc.CloseIdleConnections
+			p.recycle = cmp.Or(cfg.Recycle, time.Minute)
+			p.lastRecycle.Store(time.Now().UnixNano())
+		}
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -114,7 +134,20 @@ func (p *Pusher) baseURL(addr string) string {
 	return p.scheme + addr
 }
 
+// recycleConns closes the idle TLS connections once every Recycle; the
+// call that follows dials, and shakes hands with the files as they are.
+func (p *Pusher) recycleConns() {
+	if p.closeIdle == nil {
+		return
+	}
+	now, last := time.Now().UnixNano(), p.lastRecycle.Load()
+	if now-last >= int64(p.recycle) && p.lastRecycle.CompareAndSwap(last, now) {
+		p.closeIdle()
+	}
+}
+
 func (p *Pusher) dnClient(addr string) vdav1connect.DnAgentServiceClient {
+	p.recycleConns()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.dns[addr]
@@ -126,6 +159,7 @@ func (p *Pusher) dnClient(addr string) vdav1connect.DnAgentServiceClient {
 }
 
 func (p *Pusher) cnClient(addr string) vdav1connect.CnAgentServiceClient {
+	p.recycleConns()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.cns[addr]
