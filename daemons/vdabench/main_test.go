@@ -64,24 +64,32 @@ func startTarget(t *testing.T) string {
 
 // TestNVMe runs the whole matrix for a few hundred milliseconds against an
 // in-process target and checks every workload moved data.
+// With --submit, the same through the initiator's asynchronous
+// submission.
 func TestNVMe(t *testing.T) {
 	addr := startTarget(t)
-	var out strings.Builder
-	err := run(context.Background(), []string{"nvme", "--addr", addr, "--subnqn", testNQN,
-		"--duration", "150ms", "--warmup", "30ms", "--size", "4MiB", "--queues", "2", "--json"}, &out)
-	require.NoError(t, err)
-	var rs []result1
-	require.NoError(t, json.Unmarshal([]byte(out.String()), &rs), out.String())
-	require.Len(t, rs, 6)
-	want := []string{"randread 4k QD1", "randread 4k QD32", "randwrite 4k QD1", "randwrite 4k QD32", "read 128k QD8", "write 128k QD8"}
-	for i, r := range rs {
-		assert.Equal(t, want[i], r.label())
-		assert.Positive(t, r.IOPS, r.label())
-		assert.Positive(t, r.IOs, r.label())
-		assert.InDelta(t, r.IOPS*float64(r.BS)/(1<<20), r.MiBps, 1e-6)
-		assert.LessOrEqual(t, r.P50us, r.P99us, r.label())
-		assert.LessOrEqual(t, r.P99us, r.P999us, r.label())
-		assert.LessOrEqual(t, r.P999us, r.MaxUs, r.label())
+	for _, submit := range []bool{false, true} {
+		var out strings.Builder
+		args := []string{"nvme", "--addr", addr, "--subnqn", testNQN,
+			"--duration", "150ms", "--warmup", "30ms", "--size", "4MiB", "--queues", "2", "--json"}
+		if submit {
+			args = append(args, "--submit")
+		}
+		err := run(context.Background(), args, &out)
+		require.NoError(t, err)
+		var rs []result1
+		require.NoError(t, json.Unmarshal([]byte(out.String()), &rs), out.String())
+		require.Len(t, rs, 6)
+		want := []string{"randread 4k QD1", "randread 4k QD32", "randwrite 4k QD1", "randwrite 4k QD32", "read 128k QD8", "write 128k QD8"}
+		for i, r := range rs {
+			assert.Equal(t, want[i], r.label())
+			assert.Positive(t, r.IOPS, r.label())
+			assert.Positive(t, r.IOs, r.label())
+			assert.InDelta(t, r.IOPS*float64(r.BS)/(1<<20), r.MiBps, 1e-6)
+			assert.LessOrEqual(t, r.P50us, r.P99us, r.label())
+			assert.LessOrEqual(t, r.P99us, r.P999us, r.label())
+			assert.LessOrEqual(t, r.P999us, r.MaxUs, r.label())
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ type nvmeCmd struct {
 	Workload  string        `help:"randread, randwrite, read (sequential), write (sequential) or all: the issue's matrix (4 KiB random read and write at QD1 and QD32, 128 KiB sequential read and write at QD8)." enum:"randread,randwrite,read,write,all" default:"all"`
 	BS        string        `name:"bs" help:"I/O size of a single workload (4k, 128k, ...); empty: 4 KiB random, 128 KiB sequential. Ignored by all."`
 	QD        int           `name:"qd" help:"I/Os in flight in all (goroutines issuing I/O) of a single workload; 0: 32 random, 8 sequential. Ignored by all."`
+	Submit    bool          `help:"Issue I/O with the initiator's asynchronous submission (SubmitRead/SubmitWrite: the next I/O of each of the QD chains is submitted from the previous one's completion callback, as SPDK's perf does) instead of one goroutine per I/O in flight with ReadAt/WriteAt."`
 	Queues    int           `help:"I/O queues (TCP connections) the I/Os are spread over." default:"1"`
 	Duration  time.Duration `help:"Measured time of each workload." default:"10s"`
 	Warmup    time.Duration `help:"Unmeasured time before each workload's measurement." default:"2s"`
@@ -306,6 +307,51 @@ func runWorkload(ctx context.Context, c nvmeCmd, w workload, size int64, procs [
 	for j := range w.QD {
 		h := new(histogram)
 		hists[j] = h
+		if c.Submit {
+			// One chain: each completion submits the next I/O, on the
+			// initiator's reader goroutine; no goroutine waits.
+			rng := rand.New(rand.NewPCG(uint64(j)+1, uint64(time.Now().UnixNano())))
+			buf := make([]byte, w.BS)
+			for i := range buf {
+				buf[i] = byte(i*7 + j)
+			}
+			var t0 time.Time
+			var next func(error)
+			submit := func() error {
+				var off uint64
+				if w.random {
+					off = rng.Uint64N(blocks) * uint64(w.BS)
+				} else {
+					off = (seq.Add(1) - 1) % blocks * uint64(w.BS)
+				}
+				t0 = time.Now()
+				if w.write {
+					return ctrl.SubmitWrite(buf, off, next)
+				}
+				return ctrl.SubmitRead(buf, off, next)
+			}
+			next = func(err error) {
+				if err == nil && measuring.Load() {
+					h.add(uint64(time.Since(t0)))
+				}
+				if err == nil && !stop.Load() {
+					err = submit()
+					if err == nil {
+						return
+					}
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					stop.Store(true)
+				}
+				wg.Done()
+			}
+			wg.Add(1)
+			if err := submit(); err != nil {
+				next(err)
+			}
+			continue
+		}
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(j)+1, uint64(time.Now().UnixNano())))
 			buf := make([]byte, w.BS)

@@ -440,6 +440,31 @@ func (c *Controller) pick() *queue {
 	return c.ioq[int(c.next.Add(1))%len(c.ioq)]
 }
 
+// pickFree is pick for a submission: from the next queue in turn, the
+// first with a free command slot, else the next one (where the command
+// waits for a slot).
+func (c *Controller) pickFree() *queue {
+	start := int(c.next.Add(1))
+	for i := range c.ioq {
+		if q := c.ioq[(start+i)%len(c.ioq)]; len(q.free) > 0 {
+			return q
+		}
+	}
+	return c.ioq[start%len(c.ioq)]
+}
+
+// SubmitRead starts a read from the first namespace; see
+// Namespace.SubmitRead.
+func (c *Controller) SubmitRead(p []byte, off uint64, done func(error)) error {
+	return c.first().SubmitRead(p, off, done)
+}
+
+// SubmitWrite starts a write to the first namespace; see
+// Namespace.SubmitWrite.
+func (c *Controller) SubmitWrite(p []byte, off uint64, done func(error)) error {
+	return c.first().SubmitWrite(p, off, done)
+}
+
 // ReadAt reads len(p) bytes at byte offset off of the first namespace;
 // both are multiples of the block size. A context ends only the wait for a
 // free command slot.

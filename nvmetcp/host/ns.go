@@ -383,6 +383,46 @@ func (n *Namespace) split(ctx context.Context, op uint8, p []byte, off uint64) e
 	return errors.Join(errs...)
 }
 
+// SubmitRead starts reading len(p) bytes at byte offset off and returns
+// at once, never waiting: done runs once with the outcome (as ReadAt's
+// error) on the reader goroutine of the queue the command went to. done
+// must not block, but it may submit the next command, as a load
+// generator or a pipeline does. This is the submission path without a
+// goroutine per command in flight: with no free command slot the command
+// waits, in order, for the next one; the caller bounds how many it keeps
+// in flight. len(p) is at most MaxTransfer. An error (a bad range, a lost
+// connection) means nothing was sent and done will not run.
+func (n *Namespace) SubmitRead(p []byte, off uint64, done func(error)) error {
+	return n.submit(opRead, p, off, done)
+}
+
+// SubmitWrite starts writing p at byte offset off; see SubmitRead. p must
+// not change until done runs.
+func (n *Namespace) SubmitWrite(p []byte, off uint64, done func(error)) error {
+	return n.submit(opWrite, p, off, done)
+}
+
+func (n *Namespace) submit(op uint8, p []byte, off uint64, done func(error)) error {
+	info, err := n.check(off, uint64(len(p)))
+	if err != nil {
+		return err
+	}
+	bs := info.BlockSize
+	if len(p) == 0 || len(p) > n.c.maxXfer || len(p)/int(bs) > 65536 {
+		return fmt.Errorf("nvmetcp/host: a submitted transfer is 1 block to %d bytes, not %d", min(n.c.maxXfer, 65536*int(bs)), len(p))
+	}
+	c := n.c
+	var sqe nvmetcp.SQE
+	sqe.SetOpcode(op)
+	sqe.SetNSID(n.nsid)
+	slba := off / uint64(bs)
+	sqe.SetCDW(10, uint32(slba))
+	sqe.SetCDW(11, uint32(slba>>32))
+	sqe.SetCDW(12, uint32(len(p)/int(bs)-1))
+	read := op == opRead
+	return c.pickFree().submit(&sqe, p, read, !read && len(p) <= c.icd, done)
+}
+
 // ReadAt reads len(p) bytes at byte offset off. A context ends only the
 // wait for a free command slot.
 func (n *Namespace) ReadAt(ctx context.Context, p []byte, off uint64) error {

@@ -34,6 +34,9 @@ type cmd struct {
 	done chan struct{}
 	cqe  nvmetcp.CQE
 	err  error
+	// cb, for a command from submit, is called at completion instead of
+	// done being signalled.
+	cb func(error)
 }
 
 // item is one PDU the writer loop sends.
@@ -44,6 +47,14 @@ type item struct {
 	ttag   uint16
 	off, n uint32
 	last   bool
+}
+
+// waiter is a submitted command waiting for a CID.
+type waiter struct {
+	sqe         nvmetcp.SQE
+	data        []byte
+	read, inCap bool
+	cb          func(error)
 }
 
 // queue is one NVMe/TCP connection: one submission/completion queue pair.
@@ -63,6 +74,9 @@ type queue struct {
 	spare   []item
 	writing bool // the writer loop is awake: submitters only append
 	err     error
+	// waiting are submitted commands that found no free CID: each takes
+	// the next CID released, before any exec waiting on free.
+	waiting []waiter
 
 	// kick wakes the writer loop; it is sent only when writing turns true,
 	// so it never holds more than one token.
@@ -270,8 +284,55 @@ func (q *queue) complete(cid uint16, cqe *nvmetcp.CQE, err error) bool {
 	if c.err == nil {
 		c.err = err
 	}
-	c.done <- struct{}{}
+	q.finish(c)
 	return true
+}
+
+// finish hands a completed command to its waiter: exec's goroutine, or a
+// submit's callback, which runs here, on the reader goroutine, once the
+// CID is free again (so that the callback may submit the next command).
+func (q *queue) finish(c *cmd) {
+	cb := c.cb
+	if cb == nil {
+		c.done <- struct{}{}
+		return
+	}
+	err := q.result(c)
+	c.cb, c.data = nil, nil
+	if !errors.Is(err, ErrDisconnected) {
+		q.release(c.sqe.CID()) // the CID may still be in the controller's hands otherwise
+	}
+	cb(err)
+}
+
+// release frees cid: to the first waiting submitted command, else to free.
+func (q *queue) release(cid uint16) {
+	q.mu.Lock()
+	if len(q.waiting) > 0 && q.err == nil {
+		w := q.waiting[0]
+		q.waiting[0] = waiter{}
+		q.waiting = q.waiting[1:]
+		wake := q.postLocked(cid, &w.sqe, w.data, w.read, w.inCap, w.cb)
+		q.mu.Unlock()
+		if wake {
+			q.wake()
+		}
+		return
+	}
+	q.free <- cid // never blocks: free holds every CID
+	q.mu.Unlock()
+}
+
+// result is a completed command's outcome: the transport's error, or a
+// *StatusError for an NVMe status other than success.
+func (q *queue) result(c *cmd) error {
+	if c.err != nil {
+		return c.err
+	}
+	if !c.cqe.Success() {
+		return &StatusError{SCT: c.cqe.SCT(), SC: c.cqe.SC(), DNR: c.cqe.DNR()}
+	}
+	return nil
 }
 
 func (q *queue) readLoop() {
@@ -288,10 +349,15 @@ func (q *queue) readLoop() {
 			q.cmds[i] = nil
 		}
 	}
+	waiting := q.waiting
+	q.waiting = nil
 	q.mu.Unlock()
 	for _, c := range fl {
 		c.err = qerr
-		c.done <- struct{}{}
+		q.finish(c)
+	}
+	for _, w := range waiting {
+		w.cb(qerr)
 	}
 }
 
@@ -357,43 +423,83 @@ func (q *queue) exec(ctx context.Context, sqe *nvmetcp.SQE, data []byte, read, i
 			return nvmetcp.CQE{}, err
 		}
 	}
-	c := &q.slots[cid]
-	c.sqe = *sqe
-	c.sqe.SetCID(cid)
-	c.data, c.read, c.err = data, read, nil
-	if inCap {
-		c.sqe.SetSGL(nvmetcp.SGLInCapsule, 0, uint32(len(data)))
-	} else {
-		c.sqe.SetSGL(nvmetcp.SGLTransport, 0, uint32(len(data)))
+	c, err := q.post(cid, sqe, data, read, inCap, nil)
+	if err != nil {
+		return nvmetcp.CQE{}, err
 	}
+	<-c.done
+	cqe := c.cqe
+	err = q.result(c)
+	c.data = nil
+	if errors.Is(err, ErrDisconnected) {
+		return cqe, err // the CID may still be in the controller's hands; never reuse it
+	}
+	q.release(cid)
+	return cqe, err
+}
+
+// submit sends a command without waiting, ever: done runs once with its
+// outcome (as exec's error), on the queue's reader goroutine, so it must
+// not block; it may submit again. Without a free CID the command waits in
+// order for the next one released. An error (the queue is dead) means the
+// command was not sent and done will not run.
+func (q *queue) submit(sqe *nvmetcp.SQE, data []byte, read, inCap bool, done func(error)) error {
+	q.mu.Lock()
+	if q.err != nil {
+		err := q.err
+		q.mu.Unlock()
+		return err
+	}
+	var wake bool
+	select {
+	case cid := <-q.free:
+		wake = q.postLocked(cid, sqe, data, read, inCap, done)
+	default:
+		// Under mu, so that no release can slip between this look and
+		// the append and leave the command waiting beside a free CID.
+		q.waiting = append(q.waiting, waiter{sqe: *sqe, data: data, read: read, inCap: inCap, cb: done})
+	}
+	q.mu.Unlock()
+	if wake {
+		q.wake()
+	}
+	return nil
+}
+
+// post fills slot cid and queues the command for the writer loop; on a
+// dead queue it frees the slot and returns the queue's error.
+func (q *queue) post(cid uint16, sqe *nvmetcp.SQE, data []byte, read, inCap bool, cb func(error)) (*cmd, error) {
 	q.mu.Lock()
 	if q.err != nil {
 		err := q.err
 		q.mu.Unlock()
 		q.free <- cid
-		return nvmetcp.CQE{}, err
+		return nil, err
 	}
-	q.cmds[cid] = c
-	q.pending = append(q.pending, item{c: c, inCap: inCap})
-	wake := q.wakeLocked()
+	wake := q.postLocked(cid, sqe, data, read, inCap, cb)
+	c := q.cmds[cid]
 	q.mu.Unlock()
 	if wake {
 		q.wake()
 	}
-	<-c.done
-	cqe, err := c.cqe, c.err
-	c.data = nil
-	if errors.Is(err, ErrDisconnected) {
-		return cqe, err // the CID may still be in the controller's hands; never reuse it
+	return c, nil
+}
+
+// postLocked, with mu held on a live queue, fills slot cid and queues the
+// command; it reports whether the caller must wake the writer loop.
+func (q *queue) postLocked(cid uint16, sqe *nvmetcp.SQE, data []byte, read, inCap bool, cb func(error)) bool {
+	c := &q.slots[cid]
+	c.sqe = *sqe
+	c.sqe.SetCID(cid)
+	c.data, c.read, c.err, c.cb = data, read, nil, cb
+	if inCap {
+		c.sqe.SetSGL(nvmetcp.SGLInCapsule, 0, uint32(len(data)))
+	} else {
+		c.sqe.SetSGL(nvmetcp.SGLTransport, 0, uint32(len(data)))
 	}
-	q.free <- cid
-	if err != nil {
-		return cqe, err
-	}
-	if !cqe.Success() {
-		return cqe, &StatusError{SCT: cqe.SCT(), SC: cqe.SC(), DNR: cqe.DNR()}
-	}
-	return cqe, nil
+	q.cmds[cid] = c
+	q.pending = append(q.pending, item{c: c, inCap: inCap})
+	return q.wakeLocked()
 }
 
 // waitSlot waits for a free CID, the loss of the queue or the end of ctx.
