@@ -59,7 +59,9 @@ func (s *Service) DeleteToken(ctx context.Context, req *connect.Request[vdav1.De
 			return err
 		}
 		if tok.Role == auth.Admin.String() {
-			n, err := tx.CountTokens(ctx, tok.Role)
+			// Locked, so that two admins deleting each other at once
+			// cannot both see the other one left.
+			n, err := tx.CountTokensForUpdate(ctx, tok.Role)
 			if err != nil {
 				return err
 			}

@@ -99,6 +99,41 @@ func TestTokenLifecycle(t *testing.T) {
 			must(t, admin.DeleteToken, &vdav1.DeleteTokenRequest{Name: who})
 			_, err = do(t, srv.ClientWithToken(second).DeleteToken, &vdav1.DeleteTokenRequest{Name: "admin2"})
 			requireCode(t, err, connect.CodeFailedPrecondition, "last admin token")
+
+			// Two admins deleting each other at once: one wins, one admin
+			// stays, on every store (the admin rows are locked).
+			cur, curName := second, "admin2"
+			for round := range 5 {
+				name := fmt.Sprintf("race%d", round)
+				other := must(t, srv.ClientWithToken(cur).CreateToken, &vdav1.CreateTokenRequest{Name: name, Role: vdav1.Role_ROLE_ADMIN}).GetSecret()
+				var wg sync.WaitGroup
+				errs := make([]error, 2)
+				for i, tc := range []struct{ token, victim string }{{cur, name}, {other, curName}} {
+					wg.Go(func() {
+						_, errs[i] = do(t, srv.ClientWithToken(tc.token).DeleteToken, &vdav1.DeleteTokenRequest{Name: tc.victim})
+					})
+				}
+				wg.Wait()
+				ok := 0
+				for _, err := range errs {
+					if err == nil {
+						ok++
+					}
+				}
+				require.Equal(t, 1, ok, "round %d: exactly one delete wins: %v", round, errs)
+				if errs[0] == nil { // cur deleted the new one
+					continue
+				}
+				cur, curName = other, name
+			}
+			left := must(t, srv.ClientWithToken(cur).ListToken, &vdav1.ListTokenRequest{})
+			admins := 0
+			for _, tok := range left.GetTokens() {
+				if tok.GetRole() == vdav1.Role_ROLE_ADMIN {
+					admins++
+				}
+			}
+			assert.Equal(t, 1, admins)
 		})
 	})
 }

@@ -99,6 +99,23 @@ func (tx *Tx) ListTokens(ctx context.Context, p Page) ([]Token, error) {
 	return out, nil
 }
 
+// CountTokensForUpdate counts the tokens of role and locks them until the
+// transaction ends, so that a decision on their number holds until the
+// commit: two concurrent deletes of the last two admin tokens then run one
+// after the other, and the second counts one. The count comes from the
+// locking read itself: on MySQL a plain count would read the transaction's
+// older snapshot. (SQLite's write transactions are serialised already.)
+func (tx *Tx) CountTokensForUpdate(ctx context.Context, role string) (int, error) {
+	if tx.dialect == SQLite {
+		return tx.CountTokens(ctx, role)
+	}
+	var ids []string
+	if err := tx.tx.NewRaw("SELECT id FROM api_tokens WHERE role = ? FOR UPDATE", role).Scan(ctx, &ids); err != nil {
+		return 0, classify(fmt.Errorf("lock %s tokens: %w", role, err))
+	}
+	return len(ids), nil
+}
+
 // CountTokens counts the tokens of a role.
 func (tx *Tx) CountTokens(ctx context.Context, role string) (int, error) {
 	n, err := tx.tx.NewSelect().Table("api_tokens").Where("role = ?", role).Count(ctx)
