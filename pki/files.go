@@ -1,11 +1,13 @@
 package pki
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -172,43 +174,37 @@ func (s *Source) ServerConfig(requireClient bool) *tls.Config {
 }
 
 // ClientConfig is the tls.Config of a client presenting the source's
-// certificate and verifying servers against its CA bundle (both as loaded
-// at the handshake, so that a rotated bundle takes effect without a
-// restart).
+// certificate (as loaded at each handshake) and verifying servers the way
+// crypto/tls does, name or IP included, against the CA bundle as loaded
+// now. An http.Transport dialling with it keeps that bundle for good; to
+// follow a rotated bundle too, dial with DialTLSContext.
 func (s *Source) ClientConfig() *tls.Config {
+	_, pool := s.current()
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		RootCAs:    pool,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			cert, _ := s.current()
 			return cert, nil
 		},
-		// The standard verification would pin the pool at config time;
-		// VerifyConnection does the same checks against the current one.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, pool := s.current()
-			return VerifyServer(cs, pool)
-		},
 	}
 }
 
-// VerifyServer checks a server's chain against roots and its name against
-// the name dialed, as crypto/tls does when InsecureSkipVerify is false.
-func VerifyServer(cs tls.ConnectionState, roots *x509.CertPool) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("pki: the server sent no certificate")
+// DialTLSContext dials addr ("host:port") over TLS with ClientConfig as it
+// is at this dial: the certificate and the CA bundle as the files hold
+// them now, the server verified by crypto/tls against the host dialled (a
+// DNS name or an IP address), HTTP/2 or HTTP/1.1 by ALPN. It has the shape
+// of http.Transport.DialTLSContext.
+func (s *Source) DialTLSContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("pki: dial %s: %w", addr, err)
 	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		DNSName:       cs.ServerName,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	return err
+	cfg := s.ClientConfig()
+	cfg.ServerName = host
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	d := tls.Dialer{Config: cfg}
+	return d.DialContext(ctx, network, addr)
 }
 
 // ClientOnly is the tls.Config of a client without a certificate of its

@@ -209,3 +209,66 @@ func TestReload(t *testing.T) {
 	assert.Contains(t, logs.String(), "tls files reloaded")
 	assert.Equal(t, 1, strings.Count(logs.String(), "do not load"), "a bad set is logged once")
 }
+
+// TestClientChecksTheAddressDialled: a server certificate from the right
+// CA but for another address is refused when the client dials an IP (the
+// case where TLS sends no server name), by ClientConfig and by
+// DialTLSContext; the right one is taken. DialTLSContext also follows a
+// CA bundle rotated on disk.
+func TestClientChecksTheAddressDialled(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA("cluster", time.Hour)
+	require.NoError(t, err)
+	require.NoError(t, ca.WriteFiles(dir, "ca"))
+	leaf := func(name string, ip net.IP) pki.Files {
+		cert, key, err := ca.Issue(pki.Leaf{CommonName: name, Identity: pki.Agent, IPs: []net.IP{ip}})
+		require.NoError(t, err)
+		require.NoError(t, pki.WriteFiles(dir, name, cert, key))
+		return pki.Files{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), CA: filepath.Join(dir, "ca.crt")}
+	}
+	serveWith := func(f pki.Files) string {
+		src, err := pki.Load(f, nil)
+		require.NoError(t, err)
+		ln, err := serve.Listen("127.0.0.1:0", src.ServerConfig(false))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- serve.HTTP(ctx, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), time.Second)
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		return ln.Addr().String()
+	}
+	elsewhere := serveWith(leaf("other-node", net.IPv4(10, 9, 9, 9)))
+	here := serveWith(leaf("this-node", net.IPv4(127, 0, 0, 1)))
+	cp, err := pki.Load(issue(t, ca, dir, "monitor", pki.ControlPlane), nil)
+	require.NoError(t, err)
+
+	viaConfig := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cp.ClientConfig(), ForceAttemptHTTP2: true}}
+	viaDial := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialTLSContext: cp.DialTLSContext, ForceAttemptHTTP2: true}}
+	for name, c := range map[string]*http.Client{"ClientConfig": viaConfig, "DialTLSContext": viaDial} {
+		_, err := c.Get("https://" + elsewhere + "/")
+		assert.ErrorContains(t, err, "10.9.9.9", "%s: a certificate for another address", name)
+		resp, err := c.Get("https://" + here + "/")
+		require.NoError(t, err, name)
+		resp.Body.Close()
+		assert.Equal(t, "HTTP/2.0", resp.Proto, name)
+	}
+
+	// A new CA on disk: a server with a certificate of it is trusted by
+	// the next dial, once the files are looked at again.
+	ca2, err := pki.NewCA("cluster, rotated", time.Hour)
+	require.NoError(t, err)
+	cert, key, err := ca2.Issue(pki.Leaf{CommonName: "rotated", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	require.NoError(t, err)
+	require.NoError(t, pki.WriteFiles(dir, "rotated", cert, key))
+	rotated := serveWith(pki.Files{Cert: filepath.Join(dir, "rotated.crt"), Key: filepath.Join(dir, "rotated.key"), CA: filepath.Join(dir, "ca.crt")})
+	_, err = viaDial.Get("https://" + rotated + "/")
+	require.Error(t, err, "not trusted before the bundle holds its CA")
+	bundle := append(append([]byte{}, ca.CertPEM...), ca2.CertPEM...)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.crt"), bundle, 0o644))
+	time.Sleep(1100 * time.Millisecond)
+	resp, err := viaDial.Get("https://" + rotated + "/")
+	require.NoError(t, err, "the rotated bundle is followed")
+	resp.Body.Close()
+}

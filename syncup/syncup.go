@@ -11,7 +11,6 @@ package syncup
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/virtual-disk-array/vda"
+	"github.com/virtual-disk-array/vda/pki"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/store"
@@ -33,13 +33,15 @@ type Config struct {
 	// DB is the cluster's store. Required.
 	DB *store.DB
 	// HTTPClient reaches the agents; nil means a client of its own, over
-	// TLS with TLS's certificate when TLS is set, else over plaintext
-	// HTTP/1.1.
+	// mutual TLS with Certs when set, else over plaintext HTTP/1.1.
 	HTTPClient connect.HTTPClient
-	// TLS is the control plane's client side of mutual TLS
-	// (pki.Source.ClientConfig): agents' addresses are then dialled as
-	// https. Nil means plaintext, for clusters run with --insecure.
-	TLS *tls.Config
+	// Certs is the control plane's side of mutual TLS: a certificate with
+	// the control-plane identity, presented to the agents, and the CA
+	// bundle their certificates must chain to, for the address dialled
+	// (each dial takes the files as they are: pki.Source.DialTLSContext).
+	// Agents' addresses are then dialled as https. Nil means plaintext,
+	// for clusters run with --insecure.
+	Certs *pki.Source
 	// Timeout bounds one push: reading the state, the agent's reconcile and
 	// recording the report. 0 means 60 s.
 	Timeout time.Duration
@@ -90,13 +92,13 @@ func New(cfg Config) (*Pusher, error) {
 		dns: map[string]vdav1connect.DnAgentServiceClient{}, cns: map[string]vdav1connect.CnAgentServiceClient{},
 	}
 	p.scheme = "http://"
-	if cfg.TLS != nil {
+	if cfg.Certs != nil {
 		p.scheme = "https://"
 	}
 	if p.http == nil {
-		hc := newHTTPClient(cfg.TLS)
+		hc := newHTTPClient(cfg.Certs)
 		p.http = hc
-		if cfg.TLS != nil {
+		if cfg.Certs != nil {
 			p.closeIdle = hc.CloseIdleConnections
 			p.recycle = cmp.Or(cfg.Recycle, time.Minute)
 			p.lastRecycle.Store(time.Now().UnixNano())
@@ -111,14 +113,14 @@ func New(cfg Config) (*Pusher, error) {
 	return p, nil
 }
 
-// newHTTPClient reaches the agents over TLS (HTTP/2 where the agent
-// offers it) when tlsCfg is set, else over plaintext HTTP/1.1.
-func newHTTPClient(tlsCfg *tls.Config) *http.Client {
-	if tlsCfg == nil {
+// newHTTPClient reaches the agents over mutual TLS (HTTP/2 where the
+// agent offers it) when certs is set, else over plaintext HTTP/1.1.
+func newHTTPClient(certs *pki.Source) *http.Client {
+	if certs == nil {
 		return &http.Client{}
 	}
 	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     tlsCfg,
+		DialTLSContext:      certs.DialTLSContext,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,

@@ -66,7 +66,7 @@ func TestTLSRecycle(t *testing.T) {
 	cp, err := pki.Load(issue("monitor", pki.ControlPlane), quiet())
 	require.NoError(t, err)
 	db := storetest.Open(t, storetest.Backends()[0])
-	p, err := syncup.New(syncup.Config{DB: db, Logger: quiet(), TLS: cp.ClientConfig(), Recycle: 200 * time.Millisecond})
+	p, err := syncup.New(syncup.Config{DB: db, Logger: quiet(), Certs: cp, Recycle: 200 * time.Millisecond})
 	require.NoError(t, err)
 	status := func() {
 		t.Helper()

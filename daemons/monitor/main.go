@@ -135,7 +135,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if certs != nil {
 		// The monitor calls the agents as the control plane, with its
 		// certificate, and serves its metrics over TLS too.
-		pcfg.TLS, serverTLS = certs.ClientConfig(), certs.ServerConfig(false)
+		pcfg.Certs, serverTLS = certs, certs.ServerConfig(false)
 	}
 	pusher, err := syncup.New(pcfg)
 	if err != nil {

@@ -73,7 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if !c.NoPush {
 		pcfg := syncup.Config{DB: db, Timeout: c.PushTimeout, Logger: log}
 		if certs != nil {
-			pcfg.TLS = certs.ClientConfig()
+			pcfg.Certs = certs
 		}
 		pusher, err := syncup.New(pcfg)
 		if err != nil {

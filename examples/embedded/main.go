@@ -109,7 +109,7 @@ func run(ctx context.Context, cfg Config) error {
 	pcfg := syncup.Config{DB: db, Logger: log}
 	ln := cfg.Listener
 	if cfg.TLS != nil {
-		pcfg.TLS = cfg.TLS.ClientConfig()
+		pcfg.Certs = cfg.TLS
 		ln = tls.NewListener(ln, cfg.TLS.ServerConfig(false))
 	} else {
 		log.Warn("no TLS: the API is plaintext, and only agents run with --insecure take the pushes")
