@@ -36,9 +36,10 @@ type HandlerConfig struct {
 func NewDNHandler(a *DNAgent, cfg HandlerConfig) http.Handler {
 	opts, gate := handlerOptions(cfg)
 	mux := http.NewServeMux()
-	mux.Handle(vdav1connect.NewDnAgentServiceHandler(dnService{a}, opts...))
+	path, h := vdav1connect.NewDnAgentServiceHandler(dnService{a}, opts...)
+	mux.Handle(path, gate(h))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(vdav1connect.DnAgentServiceName)))
-	return gate(mux)
+	return mux
 }
 
 // NewCNHandler serves a cn agent as vda.v1.CnAgentService; see
@@ -46,14 +47,21 @@ func NewDNHandler(a *DNAgent, cfg HandlerConfig) http.Handler {
 func NewCNHandler(a *CNAgent, cfg HandlerConfig) http.Handler {
 	opts, gate := handlerOptions(cfg)
 	mux := http.NewServeMux()
-	mux.Handle(vdav1connect.NewCnAgentServiceHandler(cnService{a}, opts...))
+	path, h := vdav1connect.NewCnAgentServiceHandler(cnService{a}, opts...)
+	mux.Handle(path, gate(h))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(vdav1connect.CnAgentServiceName)))
-	return gate(mux)
+	return mux
 }
 
+// MaxDesiredBytes bounds a syncup's message, decompressed: a node's whole
+// desired state takes some 300 bytes a vd or controller, so this is room
+// for about 200,000 of them.
+const MaxDesiredBytes = 64 << 20
+
 // handlerOptions are the Connect options of an agent's handler, and the
-// middleware that wraps it: the control-plane check comes first, so that a
-// refused call is logged once, by the check.
+// middleware that wraps the service: the control-plane check comes first,
+// from the TLS state before the body is read (pki.PeerCheck.Guard), so
+// that a refused call costs nothing and is logged once, by the check.
 func handlerOptions(cfg HandlerConfig) ([]connect.HandlerOption, func(http.Handler) http.Handler) {
 	log := cfg.Logger
 	if log == nil {
@@ -64,8 +72,9 @@ func handlerOptions(cfg HandlerConfig) ([]connect.HandlerOption, func(http.Handl
 	if !cfg.Insecure {
 		check := pki.PeerCheck{Identity: pki.ControlPlane, Logger: log}
 		opts = append(opts, connect.WithInterceptors(check.Interceptor()))
-		gate = check.Middleware
+		gate = check.Guard
 	}
+	opts = append(opts, connect.WithReadMaxBytes(MaxDesiredBytes))
 	opts = append(opts,
 		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {

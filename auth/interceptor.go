@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -134,11 +135,37 @@ type refusal struct {
 	caller Caller // the token presented, as far as known
 }
 
+// Middleware makes the same decision as the interceptor from the request
+// line and headers alone, before the request's body is read: a refused
+// caller cannot make the server read, decompress and decode a large body.
+// The refusal is a proper Connect, gRPC or gRPC-Web error; an allowed
+// call carries its caller in its context, and the interceptor then does
+// not check it again. Wrap the service's handler (not health or
+// reflection) with it.
+func (i *Interceptor) Middleware(h http.Handler) http.Handler {
+	ew := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		procedure := r.URL.Path
+		caller, ref := i.check(r.Context(), procedure, r.Header.Get("Authorization"))
+		if ref != nil {
+			_ = ew.Write(w, r, i.refuse(r.Context(), procedure, r.RemoteAddr, ref))
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), checkedKey{}, caller)))
+	})
+}
+
+// checkedKey marks a request the middleware already allowed.
+type checkedKey struct{}
+
 // WrapUnary authenticates and authorizes the call before next runs.
 func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if req.Spec().IsClient {
 			return next(ctx, req)
+		}
+		if caller, ok := ctx.Value(checkedKey{}).(Caller); ok {
+			return next(WithCaller(ctx, caller), req)
 		}
 		procedure := req.Spec().Procedure
 		caller, ref := i.check(ctx, procedure, req.Header().Get("Authorization"))

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -307,4 +309,90 @@ func TestCallerFrom(t *testing.T) {
 	got, ok := auth.CallerFrom(auth.WithCaller(context.Background(), want))
 	assert.True(t, ok)
 	assert.Equal(t, want, got)
+}
+
+// TestMiddlewareReadsNoBody: the middleware refuses from the headers,
+// before the body is read, with the interceptor's codes over Connect and
+// gRPC; an allowed call reaches the handler with its caller, checked once.
+func TestMiddlewareReadsNoBody(t *testing.T) {
+	bearer, id, hash := auth.NewToken()
+	lookups := atomic.Int32{}
+	i, err := auth.NewInterceptor(auth.Config{
+		Lookup: func(ctx context.Context, got string) (auth.Token, error) {
+			lookups.Add(1)
+			if got != id {
+				return auth.Token{}, vda.ErrNotFound
+			}
+			return auth.Token{ID: id, Name: "ro", Role: auth.ReadOnly, Hash: hash}, nil
+		},
+		Policy: func(procedure string) (auth.Role, bool) {
+			r, ok := policy[procedure]
+			return r, ok
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	echo := func(ctx context.Context, req *connect.Request[wrapperspb.StringValue]) (*connect.Response[wrapperspb.StringValue], error) {
+		c, _ := auth.CallerFrom(ctx)
+		return connect.NewResponse(wrapperspb.String(c.Name)), nil
+	}
+	var read atomic.Int64
+	mux := http.NewServeMux()
+	for _, p := range []string{readProc, adminProc} {
+		h := i.Middleware(connect.NewUnaryHandler(p, echo, connect.WithInterceptors(i)))
+		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = countingBody{r.Body, &read}
+			h.ServeHTTP(w, r)
+		}))
+	}
+	srv := httptest.NewUnstartedServer(mux)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	big := wrapperspb.String(strings.Repeat("x", 200<<10))
+	for _, tc := range []struct {
+		proc, authz string
+		code        connect.Code
+	}{
+		{readProc, "", connect.CodeUnauthenticated},
+		{readProc, "Bearer vda_aaaaaaaaaaaa_" + strings.Repeat("A", 43), connect.CodeUnauthenticated},
+		{adminProc, "Bearer " + bearer, connect.CodePermissionDenied},
+	} {
+		for _, grpc := range []bool{false, true} {
+			opts := []connect.ClientOption{}
+			if grpc {
+				opts = append(opts, connect.WithGRPC())
+			}
+			c := connect.NewClient[wrapperspb.StringValue, wrapperspb.StringValue](srv.Client(), srv.URL+tc.proc, opts...)
+			req := connect.NewRequest(big)
+			if tc.authz != "" {
+				req.Header().Set("Authorization", tc.authz)
+			}
+			_, err := c.CallUnary(t.Context(), req)
+			assert.Equal(t, tc.code, connect.CodeOf(err), "%s %q grpc %v: %v", tc.proc, tc.authz, grpc, err)
+		}
+	}
+	assert.Zero(t, read.Load(), "a refused call's body was read")
+
+	lookups.Store(0)
+	c := connect.NewClient[wrapperspb.StringValue, wrapperspb.StringValue](srv.Client(), srv.URL+readProc)
+	req := connect.NewRequest(big)
+	req.Header().Set("Authorization", "Bearer "+bearer)
+	resp, err := c.CallUnary(t.Context(), req)
+	require.NoError(t, err)
+	assert.Equal(t, "ro", resp.Msg.GetValue())
+	assert.Greater(t, read.Load(), int64(100<<10))
+	assert.Equal(t, int32(1), lookups.Load(), "the interceptor does not look the token up again")
+}
+
+// countingBody counts what the handlers read of a request's body.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }

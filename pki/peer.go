@@ -46,15 +46,37 @@ type PeerCheck struct {
 // Middleware records the TLS peer of each request for Interceptor.
 func (c PeerCheck) Middleware(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p Peer
-		// With VerifyClientCertIfGiven, VerifiedChains is set only when
-		// a certificate came and verified.
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-			leaf := r.TLS.VerifiedChains[0][0]
-			p = Peer{Verified: true, Identity: Identity(leaf), Subject: leaf.Subject.CommonName}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, peerOf(r))))
+	})
+}
+
+// Guard is Middleware that also refuses, from the TLS state alone and
+// before the request's body is read, a caller without the identity: a
+// stranger cannot make the server read, decompress and decode a large
+// body. The refusal is the interceptor's, as a Connect, gRPC or gRPC-Web
+// error. Wrap the guarded service's handler (not health) with it, and keep
+// the interceptor on the handler too.
+func (c PeerCheck) Guard(h http.Handler) http.Handler {
+	ew := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := peerOf(r)
+		if err := c.decide(r.Context(), p, r.URL.Path, r.RemoteAddr); err != nil {
+			_ = ew.Write(w, r, err)
+			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
 	})
+}
+
+// peerOf is the verified client certificate of r, if any. With
+// VerifyClientCertIfGiven, VerifiedChains is set only when a certificate
+// came and verified.
+func peerOf(r *http.Request) Peer {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		leaf := r.TLS.VerifiedChains[0][0]
+		return Peer{Verified: true, Identity: Identity(leaf), Subject: leaf.Subject.CommonName}
+	}
+	return Peer{}
 }
 
 // Interceptor refuses calls from callers without the identity.
@@ -66,9 +88,15 @@ type peerInterceptor struct{ c PeerCheck }
 
 func (i *peerInterceptor) check(ctx context.Context, procedure, addr string) error {
 	p, _ := PeerFrom(ctx)
-	if p.Verified && p.Identity == i.c.Identity {
+	return i.c.decide(ctx, p, procedure, addr)
+}
+
+// decide admits p to procedure, or logs the refusal and returns its error.
+func (c PeerCheck) decide(ctx context.Context, p Peer, procedure, addr string) error {
+	if p.Verified && p.Identity == c.Identity {
 		return nil
 	}
+	i := peerInterceptor{c}
 	log := i.c.Logger
 	if log == nil {
 		log = slog.Default()

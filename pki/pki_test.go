@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +273,70 @@ func TestClientChecksTheAddressDialled(t *testing.T) {
 	resp, err := viaDial.Get("https://" + rotated + "/")
 	require.NoError(t, err, "the rotated bundle is followed")
 	resp.Body.Close()
+}
+
+// countingBody counts what the handlers read of a request's body.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// TestGuardReadsNoBody: Guard refuses a caller without the identity from
+// the TLS state alone, with the interceptor's code, before anything of the
+// body is read; the control plane's call is read and served.
+func TestGuardReadsNoBody(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA("cluster", time.Hour)
+	require.NoError(t, err)
+	src, err := pki.Load(issue(t, ca, dir, "agent", pki.Agent), nil)
+	require.NoError(t, err)
+	check := pki.PeerCheck{Identity: pki.ControlPlane, Logger: slog.New(slog.DiscardHandler)}
+	var read atomic.Int64
+	path, h := vdav1connect.NewDnAgentServiceHandler(statusOnly{}, connect.WithInterceptors(check.Interceptor()))
+	guarded := check.Guard(h)
+	mux := http.NewServeMux()
+	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = countingBody{r.Body, &read}
+		guarded.ServeHTTP(w, r)
+	}))
+	ln, err := serve.Listen("127.0.0.1:0", src.ServerConfig(false))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve.HTTP(ctx, ln, mux, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
+	url := "https://" + ln.Addr().String()
+
+	anonymous, err := pki.ClientOnly(filepath.Join(dir, "ca.crt"))
+	require.NoError(t, err)
+	// A desired state of some 100 KB: what a forged syncup could carry.
+	big := &vdav1.DnSyncupRequest{Desired: &vdav1.DnDesired{DnId: "forged", Generation: 1}}
+	for i := range 2000 {
+		big.Desired.Pds = append(big.Desired.Pds, &vdav1.PdDesired{Id: fmt.Sprintf("pd-%06d-with-a-long-name", i)})
+	}
+	for _, grpc := range []bool{false, true} {
+		var opts []connect.ClientOption
+		if grpc {
+			opts = append(opts, connect.WithGRPC())
+		}
+		c := vdav1connect.NewDnAgentServiceClient(client(anonymous, true), url, opts...)
+		_, err := c.Syncup(context.Background(), connect.NewRequest(big))
+		assert.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(err), "grpc %v: %v", grpc, err)
+	}
+	assert.Zero(t, read.Load(), "a refused call's body was read")
+
+	// The control plane's call is read (statusOnly has no Syncup: the
+	// message is decoded, then unimplemented).
+	cp, err := pki.Load(issue(t, ca, dir, "monitor", pki.ControlPlane), nil)
+	require.NoError(t, err)
+	c := vdav1connect.NewDnAgentServiceClient(client(cp.ClientConfig(), true), url)
+	_, err = c.Syncup(context.Background(), connect.NewRequest(big))
+	assert.Equal(t, connect.CodeUnimplemented, connect.CodeOf(err), "%v", err)
+	assert.Greater(t, read.Load(), int64(50000), "the allowed call's body was read")
 }

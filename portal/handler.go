@@ -17,6 +17,10 @@ import (
 	"github.com/virtual-disk-array/vda/store"
 )
 
+// MaxRequestBytes bounds a request's message, decompressed: the largest,
+// a CreateDa, is a few hundred bytes.
+const MaxRequestBytes = 1 << 20
+
 // HandlerConfig configures NewHandler.
 type HandlerConfig struct {
 	// Logger receives one line per request; nil means the service's logger.
@@ -55,25 +59,32 @@ func NewHandler(svc *Service, cfg HandlerConfig) (http.Handler, error) {
 	}
 	// The guard is outermost: a refused call is logged once, by auth, with
 	// its caller, and reaches nothing else.
+	// Its middleware decides from the headers, before the body is read
+	// (a refused caller cannot make the portal decode anything); the
+	// interceptor then only passes the caller on.
 	var guard connect.Interceptor = insecure{}
+	early := func(h http.Handler) http.Handler { return h }
 	if !cfg.Insecure {
-		var err error
-		guard, err = auth.NewInterceptor(auth.Config{
+		a, err := auth.NewInterceptor(auth.Config{
 			Lookup: svc.lookupToken, Policy: Policy, Logger: log, Registerer: cfg.Registerer,
 		})
 		if err != nil {
 			return nil, err
 		}
+		guard, early = a, a.Middleware
 	}
 	opts := append([]connect.HandlerOption{
 		connect.WithInterceptors(guard, &interceptor{log: log, metrics: m}),
+		// A bound on what an allowed caller may send, decompressed.
+		connect.WithReadMaxBytes(MaxRequestBytes),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			log.ErrorContext(ctx, "panic in handler", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, errors.New("internal error; see the portal log"))
 		}),
 	}, cfg.Options...)
 	mux := http.NewServeMux()
-	mux.Handle(vdav1connect.NewPortalServiceHandler(svc, opts...))
+	path, api := vdav1connect.NewPortalServiceHandler(svc, opts...)
+	mux.Handle(path, early(api))
 	reflector := grpcreflect.NewStaticReflector(vdav1connect.PortalServiceName, grpchealth.HealthV1ServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
