@@ -13,6 +13,9 @@ import (
 	"github.com/virtual-disk-array/vda/store"
 )
 
+// errSymlink is what openNoFollow returns for a symbolic link.
+var errSymlink = errors.New("symbolic link")
+
 // maxTokenFile bounds what EnsureAdminToken reads of a token file.
 const maxTokenFile = 4096
 
@@ -28,15 +31,20 @@ const maxTokenFile = 4096
 //     is stored as an admin named as above, so one file can serve several
 //     portals, or bring back an admin after every admin token was lost.
 //
-// A file that group or others may access, a malformed file, or a token
-// whose id the store holds with another secret is an error. The token is
+// The file must be a regular file (not a symbolic link) that this process's
+// user owns and nobody else may access, in a directory others may not
+// write to (unless it is sticky, as /tmp): anyone who could put a token of
+// their own there would become an admin. Anything else, a malformed file,
+// or a token whose id the store holds with another secret is an error. The token is
 // never in an error or a log. Deleting the token with DeleteToken does not
 // revoke it while the file exists: the next start stores it again; delete
 // or replace the file too.
 func EnsureAdminToken(ctx context.Context, db *store.DB, path string) (created bool, err error) {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
+	if err := safeDir(filepath.Dir(path)); err != nil {
+		return false, err
+	}
+	bearer, err := readTokenFile(path)
+	if errors.Is(err, os.ErrNotExist) {
 		bearer, id, hash := auth.NewToken()
 		if err := writeTokenFile(path, bearer); err != nil {
 			return false, err
@@ -47,15 +55,7 @@ func EnsureAdminToken(ctx context.Context, db *store.DB, path string) (created b
 			return true, err
 		}
 		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("admin token file: %w", err)
-	case !fi.Mode().IsRegular():
-		return false, fmt.Errorf("admin token file %s is not a regular file", path)
-	case fi.Mode().Perm()&0o077 != 0:
-		return false, fmt.Errorf("admin token file %s has mode %04o: others may read the secret; chmod 600 it (or remove it to get a new token)",
-			path, fi.Mode().Perm())
 	}
-	bearer, err := readTokenFile(path)
 	if err != nil {
 		return false, err
 	}
@@ -97,12 +97,32 @@ func storeAdmin(ctx context.Context, db *store.DB, id string, hash []byte) error
 	})
 }
 
+// readTokenFile reads the token in path, checking the file it opened
+// (not a name that could be swapped after a check): a regular file, not a
+// symbolic link, owned by this process's user, mode without group or
+// other bits. A missing file wraps os.ErrNotExist.
 func readTokenFile(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path)
+	if errors.Is(err, errSymlink) {
+		return "", fmt.Errorf("admin token file %s is a symbolic link: give the file itself", path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("admin token file: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("admin token file %s is not a regular file", path)
+	case !ownedByUs(fi):
+		return "", fmt.Errorf("admin token file %s is not owned by this process's user: anyone who can write a token there becomes an admin", path)
+	case fi.Mode().Perm()&0o077 != 0:
+		return "", fmt.Errorf("admin token file %s has mode %04o: others may read the secret; chmod 600 it (or remove it to get a new token)",
+			path, fi.Mode().Perm())
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
 	if err != nil {
 		return "", fmt.Errorf("admin token file %s: %w", path, err)
@@ -111,6 +131,25 @@ func readTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("admin token file %s: %w", path, auth.ErrMalformed)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// safeDir refuses a token file's directory that others may write to,
+// unless it is sticky (others then cannot replace our file, and a file of
+// theirs fails the owner check). A missing directory is fine: it is
+// created with mode 0700.
+func safeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin token file's directory: %w", err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("admin token file's directory %s has mode %04o: others may put a token of theirs there; use a directory only this user may write to",
+			dir, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // writeTokenFile writes bearer to path with mode 0600, atomically: a

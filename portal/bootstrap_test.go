@@ -141,5 +141,49 @@ func TestEnsureAdminToken(t *testing.T) {
 			_, err := portal.EnsureAdminToken(t.Context(), db, dir)
 			assert.ErrorContains(t, err, "not a regular file")
 		})
+		t.Run("a symbolic link to a good file", func(t *testing.T) {
+			bearer, id, _ := auth.NewToken()
+			target := filepath.Join(dir, "target.token")
+			require.NoError(t, os.WriteFile(target, []byte(bearer), 0o600))
+			link := filepath.Join(dir, "link.token")
+			require.NoError(t, os.Symlink(target, link))
+			_, err := portal.EnsureAdminToken(t.Context(), db, link)
+			assert.ErrorContains(t, err, "symbolic link")
+			_, ok := storedToken(t, db, id)
+			assert.False(t, ok)
+		})
+		t.Run("a file of another user", func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a file away")
+			}
+			bearer, id, _ := auth.NewToken()
+			theirs := filepath.Join(dir, "theirs.token")
+			require.NoError(t, os.WriteFile(theirs, []byte(bearer), 0o600))
+			require.NoError(t, os.Chown(theirs, 65534, 65534))
+			_, err := portal.EnsureAdminToken(t.Context(), db, theirs)
+			assert.ErrorContains(t, err, "not owned by this process's user")
+			_, ok := storedToken(t, db, id)
+			assert.False(t, ok)
+		})
+		t.Run("a directory others may write to", func(t *testing.T) {
+			open := filepath.Join(t.TempDir(), "shared")
+			require.NoError(t, os.Mkdir(open, 0o777))
+			require.NoError(t, os.Chmod(open, 0o777)) // whatever the umask
+			bearer, id, _ := auth.NewToken()
+			planted := filepath.Join(open, "admin.token")
+			require.NoError(t, os.WriteFile(planted, []byte(bearer), 0o600))
+			_, err := portal.EnsureAdminToken(t.Context(), db, planted)
+			assert.ErrorContains(t, err, "others may put a token of theirs there")
+			_, ok := storedToken(t, db, id)
+			assert.False(t, ok, "a token planted in a shared directory is not stored")
+			_, err = portal.EnsureAdminToken(t.Context(), db, filepath.Join(open, "new.token"))
+			assert.ErrorContains(t, err, "others may put a token of theirs there", "nor is one made there")
+			// A sticky shared directory (as /tmp) is fine: nobody else can
+			// replace our file there.
+			require.NoError(t, os.Chmod(open, 0o777|os.ModeSticky))
+			created, err := portal.EnsureAdminToken(t.Context(), db, filepath.Join(open, "new.token"))
+			require.NoError(t, err)
+			assert.True(t, created)
+		})
 	})
 }
