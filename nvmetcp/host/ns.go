@@ -339,9 +339,8 @@ func (n *Namespace) check(off, size uint64) (NamespaceInfo, error) {
 	return info, nil
 }
 
-// rw issues one Read or Write.
-func (n *Namespace) rw(ctx context.Context, op uint8, bs uint32, p []byte, off uint64) error {
-	c := n.c
+// rwSQE is the command of a Read or Write of p at byte offset off.
+func (n *Namespace) rwSQE(op uint8, bs uint32, p []byte, off uint64) nvmetcp.SQE {
 	var sqe nvmetcp.SQE
 	sqe.SetOpcode(op)
 	sqe.SetNSID(n.nsid)
@@ -349,8 +348,14 @@ func (n *Namespace) rw(ctx context.Context, op uint8, bs uint32, p []byte, off u
 	sqe.SetCDW(10, uint32(slba))
 	sqe.SetCDW(11, uint32(slba>>32))
 	sqe.SetCDW(12, uint32(len(p)/int(bs)-1))
+	return sqe
+}
+
+// rw issues one Read or Write.
+func (n *Namespace) rw(ctx context.Context, op uint8, bs uint32, p []byte, off uint64) error {
+	sqe := n.rwSQE(op, bs, p, off)
 	read := op == opRead
-	_, err := c.pick().exec(ctx, &sqe, p, read, !read && len(p) <= c.icd)
+	_, err := n.c.pick().exec(ctx, &sqe, p, read, !read && len(p) <= n.c.icd)
 	return err
 }
 
@@ -411,16 +416,9 @@ func (n *Namespace) submit(op uint8, p []byte, off uint64, done func(error)) err
 	if len(p) == 0 || len(p) > n.c.maxXfer || len(p)/int(bs) > 65536 {
 		return fmt.Errorf("nvmetcp/host: a submitted transfer is 1 block to %d bytes, not %d", min(n.c.maxXfer, 65536*int(bs)), len(p))
 	}
-	c := n.c
-	var sqe nvmetcp.SQE
-	sqe.SetOpcode(op)
-	sqe.SetNSID(n.nsid)
-	slba := off / uint64(bs)
-	sqe.SetCDW(10, uint32(slba))
-	sqe.SetCDW(11, uint32(slba>>32))
-	sqe.SetCDW(12, uint32(len(p)/int(bs)-1))
+	sqe := n.rwSQE(op, bs, p, off)
 	read := op == opRead
-	return c.pickFree().submit(&sqe, p, read, !read && len(p) <= c.icd, done)
+	return n.c.pickFree().submit(&sqe, p, read, !read && len(p) <= n.c.icd, done)
 }
 
 // ReadAt reads len(p) bytes at byte offset off. A context ends only the
