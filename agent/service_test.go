@@ -2,10 +2,8 @@ package agent_test
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/virtual-disk-array/vda/agent"
 	"github.com/virtual-disk-array/vda/pki"
+	"github.com/virtual-disk-array/vda/pki/pkitest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/serve"
@@ -30,17 +29,8 @@ func TestHandlerControlPlaneOnly(t *testing.T) {
 	c := n.srv.Client()
 	before := dump(t, c)
 
-	dir := t.TempDir()
-	ca, err := pki.NewCA("test", time.Hour)
-	require.NoError(t, err)
-	require.NoError(t, ca.WriteFiles(dir, "ca"))
-	files := func(name, identity string) pki.Files {
-		cert, key, err := ca.Issue(pki.Leaf{CommonName: name, Identity: identity, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-		require.NoError(t, err)
-		require.NoError(t, pki.WriteFiles(dir, name, cert, key))
-		return pki.Files{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), CA: filepath.Join(dir, "ca.crt")}
-	}
-	server, err := pki.Load(files("dn1", pki.Agent), quiet())
+	p := pkitest.New(t)
+	server, err := pki.Load(p.Files(t, "dn1", pki.Agent), quiet())
 	require.NoError(t, err)
 	h := agent.NewDNHandler(n.a, agent.HandlerConfig{Logger: quiet()})
 
@@ -55,19 +45,6 @@ func TestHandlerControlPlaneOnly(t *testing.T) {
 	go func() { done <- serve.HTTP(ctx, tlsLn, h, time.Second) }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 
-	tlsClient := func(f pki.Files) *http.Client {
-		var cfg *tls.Config
-		if f.Cert == "" {
-			cfg, err = pki.ClientOnly(f.CA)
-			require.NoError(t, err)
-		} else {
-			src, err := pki.Load(f, nil)
-			require.NoError(t, err)
-			cfg = src.ClientConfig()
-		}
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
-	}
-	caOnly := pki.Files{CA: filepath.Join(dir, "ca.crt")}
 	forged := connect.NewRequest(&vdav1.DnSyncupRequest{Force: true,
 		Desired: &vdav1.DnDesired{DnId: "dn1", Generation: n.gen + 1, Listener: wireListener("4420")}})
 	for _, tc := range []struct {
@@ -77,9 +54,9 @@ func TestHandlerControlPlaneOnly(t *testing.T) {
 		code   connect.Code
 	}{
 		{"plaintext", http.DefaultClient, "http://" + plainLn.Addr().String(), connect.CodeUnauthenticated},
-		{"TLS without a certificate", tlsClient(caOnly), "https://" + tlsLn.Addr().String(), connect.CodeUnauthenticated},
-		{"an agent's certificate", tlsClient(files("dn2", pki.Agent)), "https://" + tlsLn.Addr().String(), connect.CodePermissionDenied},
-		{"a certificate without identity", tlsClient(files("someone", "")), "https://" + tlsLn.Addr().String(), connect.CodePermissionDenied},
+		{"TLS without a certificate", p.Client(t, "anyone", "-"), "https://" + tlsLn.Addr().String(), connect.CodeUnauthenticated},
+		{"an agent's certificate", p.Client(t, "dn2", pki.Agent), "https://" + tlsLn.Addr().String(), connect.CodePermissionDenied},
+		{"a certificate without identity", p.Client(t, "someone", ""), "https://" + tlsLn.Addr().String(), connect.CodePermissionDenied},
 	} {
 		cl := vdav1connect.NewDnAgentServiceClient(tc.client, tc.url)
 		_, err := cl.Syncup(ctxT(t), forged)
@@ -95,7 +72,7 @@ func TestHandlerControlPlaneOnly(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	cp := vdav1connect.NewDnAgentServiceClient(tlsClient(files("monitor", pki.ControlPlane)), "https://"+tlsLn.Addr().String())
+	cp := vdav1connect.NewDnAgentServiceClient(p.Client(t, "monitor", pki.ControlPlane), "https://"+tlsLn.Addr().String())
 	st, err := cp.Status(ctxT(t), connect.NewRequest(&vdav1.AgentStatusRequest{}))
 	require.NoError(t, err)
 	assert.Equal(t, n.gen, st.Msg.GetAppliedGeneration())

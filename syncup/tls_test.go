@@ -2,9 +2,7 @@ package syncup_test
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/virtual-disk-array/vda/pki"
+	"github.com/virtual-disk-array/vda/pki/pkitest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/serve"
@@ -32,17 +31,8 @@ func (statusAgent) Status(context.Context, *connect.Request[vdav1.AgentStatusReq
 // certificate, and a rotated certificate reaches the agents within
 // Recycle, although heartbeats keep the HTTP/2 connection busy.
 func TestTLSRecycle(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.NewCA("test", time.Hour)
-	require.NoError(t, err)
-	require.NoError(t, ca.WriteFiles(dir, "ca"))
-	issue := func(name, identity string) pki.Files {
-		cert, key, err := ca.Issue(pki.Leaf{CommonName: name, Identity: identity, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-		require.NoError(t, err)
-		require.NoError(t, pki.WriteFiles(dir, name, cert, key))
-		return pki.Files{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), CA: filepath.Join(dir, "ca.crt")}
-	}
-	agentCerts, err := pki.Load(issue("agent", pki.Agent), quiet())
+	p := pkitest.New(t)
+	agentCerts, err := pki.Load(p.Files(t, "agent", pki.Agent), quiet())
 	require.NoError(t, err)
 
 	// The agent notes the serial of the client certificate of each call.
@@ -63,18 +53,18 @@ func TestTLSRecycle(t *testing.T) {
 	go func() { done <- serve.HTTP(ctx, ln, h, time.Second) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	cp, err := pki.Load(issue("monitor", pki.ControlPlane), quiet())
+	cp, err := pki.Load(p.Files(t, "monitor", pki.ControlPlane), quiet())
 	require.NoError(t, err)
 	db := storetest.Open(t, storetest.Backends()[0])
-	p, err := syncup.New(syncup.Config{DB: db, Logger: quiet(), Certs: cp, Recycle: 200 * time.Millisecond})
+	pusher, err := syncup.New(syncup.Config{DB: db, Logger: quiet(), Certs: cp, Recycle: 200 * time.Millisecond})
 	require.NoError(t, err)
 	status := func() {
 		t.Helper()
-		_, err := p.Status(context.Background(), false, ln.Addr().String())
+		_, err := pusher.Status(context.Background(), false, ln.Addr().String())
 		require.NoError(t, err)
 	}
 	status()
-	issue("monitor", pki.ControlPlane) // rotated on disk
+	p.Files(t, "monitor", pki.ControlPlane) // rotated on disk
 	// A heartbeat every 50 ms keeps the connection busy; the rotated
 	// certificate (the files are looked at once a second) must show up.
 	deadline := time.Now().Add(5 * time.Second)

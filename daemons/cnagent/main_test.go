@@ -13,6 +13,7 @@ import (
 	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
 	"github.com/virtual-disk-array/vda/pki"
+	"github.com/virtual-disk-array/vda/pki/pkitest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/spdk/model"
@@ -26,7 +27,7 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	srv := spdktest.Start(t, model.Config{})
 	ctx := t.Context()
 	// Over mutual TLS, as the control plane calls it.
-	p := daemontest.NewPKI(t)
+	p := pkitest.New(t)
 	args := append([]string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"}, p.Args(t, "agent", pki.Agent)...)
 	addr, stop := daemontest.Serve(t, serve, args)
 	client := vdav1connect.NewCnAgentServiceClient(p.Client(t, "monitor", pki.ControlPlane), "https://"+addr)
@@ -52,7 +53,7 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Msg.GetAppliedGeneration())
 	assert.Empty(t, st.Msg.GetPds())
 
-	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
+	code, body := pkitest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_agent_applied_generation 1")
 	assert.Contains(t, body, "go_goroutines")

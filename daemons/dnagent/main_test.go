@@ -14,6 +14,7 @@ import (
 	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
 	"github.com/virtual-disk-array/vda/pki"
+	"github.com/virtual-disk-array/vda/pki/pkitest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
 	"github.com/virtual-disk-array/vda/spdk/model"
@@ -39,7 +40,7 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	srv := spdktest.Start(t, model.Config{})
 	ctx := t.Context()
 	// Over mutual TLS, as the control plane calls it.
-	p := daemontest.NewPKI(t)
+	p := pkitest.New(t)
 	args := append([]string{"--listen", "127.0.0.1:0", "--spdk-socket", srv.Path, "--log-format", "json"}, p.Args(t, "agent", pki.Agent)...)
 	addr, stop := daemontest.Serve(t, serve, args)
 	client := vdav1connect.NewDnAgentServiceClient(p.Client(t, "monitor", pki.ControlPlane), "https://"+addr)
@@ -77,7 +78,7 @@ func TestServeSyncupMetricsAndShutdown(t *testing.T) {
 	_, err = client.Syncup(ctx, connect.NewRequest(&vdav1.DnSyncupRequest{Desired: desired(1, port)}))
 	assert.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err), "stale generation: %v", err)
 
-	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
+	code, body := pkitest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_agent_applied_generation 2")
 	assert.Contains(t, body, "vda_tls_certificate_expiry_timestamp_seconds ")

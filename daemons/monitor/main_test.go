@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
 	"github.com/virtual-disk-array/vda/pki"
+	"github.com/virtual-disk-array/vda/pki/pkitest"
 )
 
 // TestHelpAndVersion: --help and --version print and return nil, without
@@ -144,10 +145,10 @@ func TestTLS(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want, tc.args)
 	}
 
-	p := daemontest.NewPKI(t)
+	p := pkitest.New(t)
 	args := append([]string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--log-format", "json"}, p.Args(t, "monitor", pki.ControlPlane)...)
 	addr, stop := daemontest.Serve(t, serve, args)
-	code, body := daemontest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
+	code, body := pkitest.GetWith(t, p.Client(t, "scraper", "-"), "https://"+addr+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "vda_monitor_rounds_total")
 	assert.Contains(t, body, "vda_tls_certificate_expiry_timestamp_seconds ")

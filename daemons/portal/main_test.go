@@ -15,6 +15,7 @@ import (
 	"github.com/virtual-disk-array/vda/daemons/internal/daemon"
 	"github.com/virtual-disk-array/vda/daemons/internal/daemontest"
 	"github.com/virtual-disk-array/vda/pki"
+	"github.com/virtual-disk-array/vda/pki/pkitest"
 	"github.com/virtual-disk-array/vda/portal/portaltest"
 	vdav1 "github.com/virtual-disk-array/vda/proto/vda/v1"
 	"github.com/virtual-disk-array/vda/proto/vda/v1/vdav1connect"
@@ -28,7 +29,7 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 	dir := t.TempDir()
 	dsn := "sqlite:" + filepath.Join(dir, "vda.db")
 	tokenFile := filepath.Join(dir, "state", "admin.token")
-	p := daemontest.NewPKI(t)
+	p := pkitest.New(t)
 	addr, stop := daemontest.Serve(t, serve, append([]string{"--listen", "127.0.0.1:0", "--dsn", dsn, "--log-format", "json",
 		"--admin-token-file", tokenFile}, p.Args(t, "portal", pki.ControlPlane)...))
 	b, err := os.ReadFile(tokenFile)
@@ -51,7 +52,7 @@ func TestServeMetricsAndShutdown(t *testing.T) {
 	_, err = anonymous.GetDa(t.Context(), connect.NewRequest(&vdav1.GetDaRequest{Name: "nope"}))
 	assert.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(err))
 
-	code, body := daemontest.GetWith(t, https, "https://"+addr+"/metrics")
+	code, body := pkitest.GetWith(t, https, "https://"+addr+"/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, `vda_portal_requests_total{code="not_found",procedure="/vda.v1.PortalService/GetDa"} 2`, "one over Connect, one over gRPC")
 	assert.Contains(t, body, `vda_portal_auth_refusals_total{code="unauthenticated",procedure="/vda.v1.PortalService/GetDa"} 1`)

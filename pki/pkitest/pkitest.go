@@ -1,4 +1,6 @@
-package daemontest
+// Package pkitest gives tests a throwaway CA with certificates for their
+// servers and clients, in a temporary directory. Only tests import it.
+package pkitest
 
 import (
 	"crypto/tls"
@@ -20,8 +22,8 @@ type PKI struct {
 	CA  *pki.CA
 }
 
-// NewPKI makes a CA in a temporary directory and writes ca.crt there.
-func NewPKI(t testing.TB) *PKI {
+// New makes a CA in a temporary directory and writes ca.crt there.
+func New(t testing.TB) *PKI {
 	t.Helper()
 	ca, err := pki.NewCA("test CA", time.Hour)
 	require.NoError(t, err)
