@@ -140,6 +140,9 @@ type node struct {
 	okGen    uint64
 	backoff  time.Duration
 	nextPush time.Time
+	// reported is the error the node last reported ("" while it
+	// converges): a new one is logged at warn once, not at every retry.
+	reported string
 }
 
 // New returns a monitor; Run runs it.
@@ -424,6 +427,10 @@ func (m *Monitor) push(ctx context.Context, st *node) {
 	switch result {
 	case "ok":
 		st.okGen, st.resync, st.backoff, st.nextPush = res.Generation, false, 0, time.Time{}
+		if st.reported != "" {
+			m.cfg.Logger.Info("node converged again", "node", n.Name, "generation", res.Generation)
+			st.reported = ""
+		}
 	case "stale":
 		// Something newer exists; the next round reads it.
 		st.resync, st.nextPush = false, time.Time{}
@@ -436,5 +443,14 @@ func (m *Monitor) push(ctx context.Context, st *node) {
 		wait := st.backoff/2 + rand.N(st.backoff/2+1)
 		st.nextPush = m.cfg.Now().Add(wait)
 		m.cfg.Logger.Debug("syncup did not converge; retrying", "node", n.Name, "in", wait, "error", err, "node_error", res.Error, "failed", res.Failed)
+		// What the node itself reports (a refused desired state, pds or
+		// resources in error) is for the operator: once per change.
+		if result == "error" {
+			if what := fmt.Sprintf("%s (%d resources in error)", res.Error, res.Failed); what != st.reported {
+				st.reported = what
+				m.cfg.Logger.Warn("node reports errors; retrying with backoff", "node", n.Name, "generation", res.Generation,
+					"node_error", res.Error, "failed", res.Failed)
+			}
+		}
 	}
 }
